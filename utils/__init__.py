@@ -1,0 +1,1 @@
+"""Shared utilities of the iSeg toolkit: mesh I/O, cameras, rasterization, rendering, errors."""
