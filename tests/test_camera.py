@@ -133,3 +133,17 @@ def test_bad_camera_arguments():
         Cameras(torch.zeros(2), torch.zeros(3))
     with pytest.raises(ValueError):
         sample_front_views(3, 0.0)
+
+
+def test_pixel_rays_pass_through_the_pixel_centres():
+    cameras = Cameras.from_degrees([25, -60], [40, 210])
+    res = 9
+    origins, directions = cameras.pixel_rays(res)
+    assert directions.shape == (2, res * res, 3)
+    assert torch.allclose(directions.norm(dim=-1), torch.ones(2, res * res), atol=1e-6)
+    points = origins[:, None, :] + 1.5 * directions  # some point along each ray
+    for view in range(2):
+        ndc, _ = cameras[view].project(points[view])
+        pixel = ndc_to_pixel(ndc[0], res)
+        expected = torch.stack(torch.meshgrid(torch.arange(res), torch.arange(res), indexing="ij"), -1).reshape(-1, 2)
+        assert torch.allclose(pixel.flip(-1), expected.float(), atol=1e-4)  # (row, column) = (i, j)

@@ -7,7 +7,7 @@ import torch
 import trimesh
 
 import utils.raster as raster
-from utils.camera import Cameras, pixel_centres_ndc
+from utils.camera import Cameras
 from utils.mesh import mesh_from_arrays
 from utils.raster import interpolate, rasterize, vertex_pixels, visible_vertices
 from utils.render import render_lit_grey, render_rgb
@@ -35,12 +35,8 @@ def front_pixel(point, res):
 
 def pixel_rays(cameras, view, res):
     """World-space unit directions (res·res, 3) through the pixel centres (row-major) and the camera centre."""
-    x, y = pixel_centres_ndc(res, dtype=torch.float64)
-    grid_y, grid_x = torch.meshgrid(y, x, indexing="ij")
-    tan = math.tan(cameras.fov / 2)
-    camera_dirs = torch.stack([grid_x * tan, grid_y * tan, -torch.ones_like(grid_x)], dim=-1).reshape(-1, 3)
-    world = camera_dirs @ cameras.rotations()[view].double()
-    return (world / world.norm(dim=1, keepdim=True)).numpy(), cameras.positions()[view].double().numpy()
+    origins, directions = cameras[view].pixel_rays(res)
+    return directions[0].double().numpy(), origins[0].double().numpy()
 
 
 # a triangle in the plane x = 0.2, wound so that its normal points at the FRONT camera (+X)
@@ -117,7 +113,7 @@ def test_a_cube_shows_only_its_front_faces():
     cameras = Cameras.from_degrees([35, -50], [20, 140])
     fragments = rasterize(mesh, cameras, 64)
     eye = cameras.positions()
-    centroids = torch.from_numpy(box.triangles_center).float()
+    centroids = torch.tensor(box.triangles_center, dtype=torch.float32)
     for view in range(2):
         faces = fragments.pix_to_face[view][fragments.coverage[view]]
         facing = ((eye[view] - centroids[faces]) * normals[faces]).sum(dim=1)
@@ -293,3 +289,16 @@ def test_rgb_render_lighting_varies_with_the_normal_and_vertex_colours_clamp():
     red = torch.tensor([[255.0, 0.0, 0.0]]).expand(mesh.num_vertices, 3)
     unlit = render_rgb(mesh, FRONT, fragments, vertex_colors=red, lighting=False)
     assert torch.equal(unlit[fragments.coverage], torch.tensor([[1.0, 0.0, 0.0]]).expand(int(fragments.coverage.sum()), 3))
+
+
+def test_editing_the_mesh_in_place_is_seen_by_the_next_rasterization():
+    """The rasterizer keeps per-mesh tables between calls; an in-place edit must not be served stale tables."""
+    mesh = triangle_mesh()
+    assert rasterize(mesh, FRONT, 32).coverage.any()
+    mesh.faces[:] = mesh.faces[:, [0, 2, 1]]  # now facing away: culled
+    assert not rasterize(mesh, FRONT, 32).coverage.any()
+    mesh.faces[:] = mesh.faces[:, [0, 2, 1]]
+    before = rasterize(mesh, FRONT, 32).coverage.sum()
+    mesh.vertices[:, 1:] *= 0.5  # a quarter of the area
+    after = rasterize(mesh, FRONT, 32).coverage.sum()
+    assert after < 0.35 * before

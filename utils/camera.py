@@ -125,6 +125,20 @@ class Cameras:
         ndc = self.focal() * cam[..., :2] / depth.unsqueeze(-1)
         return ndc, depth
 
+    def pixel_rays(self, res: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Rays through the pixel centres, for ray casting (an independent check of the rasterizer).
+
+        Returns:
+            origins: (B, 3) camera centres.
+            directions: (B, res·res, 3) unit directions in world coordinates, row-major (row 0 = top).
+        """
+        x, y = pixel_centres_ndc(res, device=self.device)
+        grid_y, grid_x = torch.meshgrid(y, x, indexing="ij")
+        tan = math.tan(self.fov / 2)
+        directions = torch.stack([grid_x * tan, grid_y * tan, -torch.ones_like(grid_x)], dim=-1).reshape(-1, 3)
+        world = directions @ self.rotations()  # rows of the rotation are the camera axes: world = Rᵀ · camera
+        return self.positions(), world / world.norm(dim=-1, keepdim=True)
+
 
 def ndc_to_pixel(ndc: torch.Tensor, res: int) -> torch.Tensor:
     """(…, 2) NDC (x right, y up) → (…, 2) continuous pixel coordinates (column, row), row 0 at the top.

@@ -25,6 +25,7 @@ triangle, ties broken by the lower triangle index — deterministic on every dev
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import List, NamedTuple, Optional, Tuple, Union
 
@@ -96,15 +97,14 @@ def rasterize(mesh, cameras: Cameras, res: int, cull_backfaces: bool = True) -> 
     """
     if res < 1:
         raise ValueError(f"res must be >= 1, got {res}")
-    vertices = mesh.vertices.float()
-    faces = mesh.faces.to(device=vertices.device, dtype=torch.int64)
+    tables = _mesh_tables(mesh.vertices, mesh.faces)
+    vertices, corner_ids = tables.vertices, tables.corner_ids
     cameras = cameras.to(vertices.device)
-    num_views = len(cameras)
-    corner_ids = faces.T.contiguous()  # (3, F)
-    normals = _face_normals(vertices, corner_ids) if cull_backfaces else None
+    num_views, num_faces = len(cameras), corner_ids.shape[1]
     keys = torch.full((num_views * res * res,), _EMPTY_KEY, dtype=torch.int64, device=vertices.device)
+    normals = tables.normals if cull_backfaces else None
     chunks = []
-    views_per_chunk = max(1, MAX_VIEW_FACES // max(1, faces.shape[0]))
+    views_per_chunk = max(1, MAX_VIEW_FACES // max(1, num_faces))
     for start in range(0, num_views, views_per_chunk):
         records = _setup_faces(vertices, corner_ids, normals, cameras[start:start + views_per_chunk], start, res)
         _zbuffer(records, res, keys, offset=sum(chunk.face.shape[0] for chunk in chunks))
@@ -117,12 +117,44 @@ def rasterize(mesh, cameras: Cameras, res: int, cull_backfaces: bool = True) -> 
     return _resolve(keys, coeffs, face, num_views, res)
 
 
+class _MeshTables(NamedTuple):
+    """View-independent tables of a mesh: (N, 3) float32 vertices, (3, F) int64 corner vertex ids, (3, F) face
+    normals (v1 − v0) × (v2 − v0), unnormalised."""
+
+    vertices: torch.Tensor
+    corner_ids: torch.Tensor
+    normals: torch.Tensor
+
+
+#: the tables of the last few meshes rasterized, with the tensors they were made from (kept alive, so that identity
+#: and torch's in-place version counter tell reliably whether an entry is still valid)
+_TABLE_CACHE: "OrderedDict[Tuple[int, int], Tuple[torch.Tensor, torch.Tensor, int, int, _MeshTables]]" = OrderedDict()
+_TABLE_CACHE_SIZE = 4
+
+
+def _mesh_tables(vertices: torch.Tensor, faces: torch.Tensor) -> _MeshTables:
+    """The mesh's view-independent tables, computed once per mesh (a mesh is rendered in many views, call by call)."""
+    key = (id(vertices), id(faces))
+    entry = _TABLE_CACHE.get(key)
+    if entry is not None and entry[0] is vertices and entry[1] is faces and entry[2:4] == (
+        vertices._version, faces._version
+    ):
+        _TABLE_CACHE.move_to_end(key)
+        return entry[4]
+    points = vertices.detach().float()
+    corner_ids = faces.to(device=points.device, dtype=torch.int64).T.contiguous()
+    v0, v1, v2 = (points.index_select(0, ids) for ids in corner_ids)
+    tables = _MeshTables(points, corner_ids, torch.linalg.cross(v1 - v0, v2 - v0).T.contiguous())
+    _TABLE_CACHE[key] = (vertices, faces, vertices._version, faces._version, tables)
+    while len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
+        _TABLE_CACHE.popitem(last=False)
+    return tables
+
+
 #: bounding-box sizes (pixels) that candidate grids are padded to: records are grouped by padded (height, width)
 _GRID_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 # rows of _FaceRecords.coeffs
-_BOX = slice(0, 4)  # column and row of the first pixel centre of the bounding box, its width and height
-_EDGE = 4  # rows 4 + 4k … 7 + 4k: ax, ay, ex, ey of edge k
-_INVERSE_DEPTH = slice(16, 19)  # 1 / depth of the three vertices
+_EDGE = 4  # rows 0-3: bounding box; rows 4 + 4k … 7 + 4k: ax, ay, ex, ey of edge k; rows 16-18: 1 / depths
 
 
 class _FaceRecords(NamedTuple):
@@ -140,12 +172,6 @@ class _FaceRecords(NamedTuple):
     view: torch.Tensor
     face: torch.Tensor
     groups: List[Tuple[int, int, int, int]]
-
-
-def _face_normals(vertices: torch.Tensor, corner_ids: torch.Tensor) -> torch.Tensor:
-    """(3, F) unnormalised face normals (v1 − v0) × (v2 − v0), from (3, F) corner vertex ids."""
-    v0, v1, v2 = (vertices.index_select(0, ids) for ids in corner_ids)
-    return torch.linalg.cross(v1 - v0, v2 - v0).T
 
 
 def _setup_faces(
@@ -171,40 +197,38 @@ def _setup_faces(
     else:
         view = torch.arange(num_views, device=device).repeat_interleave(corner_ids.shape[1])
         face = torch.arange(corner_ids.shape[1], device=device).repeat(num_views)
+    ids = [corner_ids[k].index_select(0, face) for k in range(3)]
+    flat = [i + view * num_vertices for i in ids] if num_views > 1 else ids
+    cols = [column.index_select(0, i) for i in flat]
+    rows = [row.index_select(0, i) for i in flat]
+    depths = [depth.index_select(0, i) for i in flat]
 
-    def corners(face, view):
-        ids = [corner_ids[k].index_select(0, face) for k in range(3)]
-        flat = [i + view * num_vertices for i in ids] if num_views > 1 else ids
-        return (ids, [column.index_select(0, i) for i in flat], [row.index_select(0, i) for i in flat],
-                [depth.index_select(0, i) for i in flat])
-
-    def box(cols, rows):
-        first_col = torch.ceil(torch.minimum(torch.minimum(*cols[:2]), cols[2]).clamp(-1.0, res)).clamp_min(0)
-        first_row = torch.ceil(torch.minimum(torch.minimum(*rows[:2]), rows[2]).clamp(-1.0, res)).clamp_min(0)
-        width = torch.floor(torch.maximum(torch.maximum(*cols[:2]), cols[2]).clamp(-1.0, res)).clamp_max(res - 1)
-        height = torch.floor(torch.maximum(torch.maximum(*rows[:2]), rows[2]).clamp(-1.0, res)).clamp_max(res - 1)
-        return first_col, first_row, width - first_col + 1, height - first_row + 1
-
-    # which records touch a pixel centre, and their grid size: sort once, then compute only for those, in order
-    _, cols, rows, depths = corners(face, view)
-    _, _, width, height = box(cols, rows)
+    first_col = torch.ceil(torch.minimum(torch.minimum(*cols[:2]), cols[2]).clamp(-1.0, res)).clamp_min(0)
+    first_row = torch.ceil(torch.minimum(torch.minimum(*rows[:2]), rows[2]).clamp(-1.0, res)).clamp_min(0)
+    width = torch.floor(torch.maximum(torch.maximum(*cols[:2]), cols[2]).clamp(-1.0, res)).clamp_max(res - 1)
+    height = torch.floor(torch.maximum(torch.maximum(*rows[:2]), rows[2]).clamp(-1.0, res)).clamp_max(res - 1)
+    width, height = width - first_col + 1, height - first_row + 1  # box of the pixel centres it may cover
     twice_area = (cols[1] - cols[0]) * (rows[2] - rows[0]) - (cols[2] - cols[0]) * (rows[1] - rows[0])
     drawn = (width > 0) & (height > 0) & (twice_area.abs() > 1e-12)
     drawn &= torch.minimum(torch.minimum(depths[0], depths[1]), depths[2]) > Z_NEAR
-    sizes = torch.tensor(_GRID_SIZES + (res,), dtype=torch.float32, device=device).unique()
-    group = torch.searchsorted(sizes, height) * len(sizes) + torch.searchsorted(sizes, width)
-    group = torch.where(drawn, group, len(sizes) ** 2)
-    group, order = torch.sort(group, stable=True)
-    order = order[: int(drawn.sum())]
-    view, face = view.index_select(0, order), face.index_select(0, order)
-    ids, cols, rows, depths = corners(face, view)
+    drawn = drawn.nonzero(as_tuple=True)[0]
+
+    # group the drawn records by padded box size (a table from size to size class), in one stable sort
+    sizes = sorted({s for s in _GRID_SIZES if s < res} | {res})
+    size_class = torch.searchsorted(torch.tensor(sizes, device=device), torch.arange(res + 1, device=device))
+    height_class = size_class.index_select(0, height.index_select(0, drawn).long())
+    width_class = size_class.index_select(0, width.index_select(0, drawn).long())
+    group, order = torch.sort(height_class * len(sizes) + width_class, stable=True)
+    order = drawn.index_select(0, order)
+    take = lambda values: [v.index_select(0, order) for v in values]  # noqa: E731
+    ids, cols, rows, depths = take(ids), take(cols), take(rows), take(depths)
+    first_col, first_row, width, height, twice_area = take([first_col, first_row, width, height, twice_area])
 
     # edge k runs from vertex k+1 to vertex k+2; its edge function cross(direction, p − start) is the signed area
     # of (p_k+1, p_k+2, p). Measured from the endpoint with the lower vertex index, the two triangles sharing an
     # edge compute bit-identical values of opposite sign (a − b = −(b − a) exactly), so no pixel falls between.
-    twice_area = (cols[1] - cols[0]) * (rows[2] - rows[0]) - (cols[2] - cols[0]) * (rows[1] - rows[0])
     orientation = torch.sign(twice_area)  # makes edge functions positive inside, whatever the screen winding
-    quantities = list(box(cols, rows))
+    quantities = [first_col, first_row, width, height]
     for k in range(3):
         a, b = (k + 1) % 3, (k + 2) % 3
         swap = ids[a] > ids[b]
@@ -212,12 +236,15 @@ def _setup_faces(
                        (cols[b] - cols[a]) * orientation, (rows[b] - rows[a]) * orientation]
     quantities += [1.0 / d for d in depths]
 
-    _, counts = torch.unique_consecutive(group[: order.shape[0]], return_counts=True)
-    starts = (torch.cumsum(counts, 0) - counts).tolist()
-    keys = group[starts].tolist() if starts else []
-    groups = [(s, n, int(sizes[g // len(sizes)]), int(sizes[g % len(sizes)]))
-              for s, n, g in zip(starts, counts.tolist(), keys)]
-    return _FaceRecords(torch.stack(quantities), view + first_view, face, groups)
+    groups = []
+    if order.numel():
+        values, counts = torch.unique_consecutive(group, return_counts=True)
+        first = 0
+        for value, count in zip(values.tolist(), counts.tolist()):
+            groups.append((first, count, sizes[value // len(sizes)], sizes[value % len(sizes)]))
+            first += count
+    return _FaceRecords(torch.stack(quantities), view.index_select(0, order) + first_view,
+                        face.index_select(0, order), groups)
 
 
 def _zbuffer(records: _FaceRecords, res: int, keys: torch.Tensor, offset: int) -> None:
