@@ -38,7 +38,7 @@ Z_NEAR = 1e-3
 #: at most this many (triangle, pixel) candidates are held in memory at once (~80 bytes each)
 MAX_CANDIDATES = 1 << 22
 #: per-view face data is built for at most this many (view, face) pairs at once
-MAX_VIEW_FACES = 1 << 23
+MAX_VIEW_FACES = 1 << 20
 
 _EMPTY_KEY = torch.iinfo(torch.int64).max
 
