@@ -302,3 +302,18 @@ def test_editing_the_mesh_in_place_is_seen_by_the_next_rasterization():
     mesh.vertices[:, 1:] *= 0.5  # a quarter of the area
     after = rasterize(mesh, FRONT, 32).coverage.sum()
     assert after < 0.35 * before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gives_the_fragments_of_the_cpu():
+    mesh, _ = icosphere(4)
+    cameras = Cameras.from_degrees([10, -40, 80], [0, 120, 250])
+    cpu = rasterize(mesh, cameras, 128)
+    gpu = rasterize(mesh.to("cuda"), cameras, 128)
+    assert gpu.pix_to_face.is_cuda
+    same = (gpu.pix_to_face.cpu() == cpu.pix_to_face).float().mean()
+    assert same > 0.999  # float rounding may differ on GPU at the odd shared edge
+    agree = gpu.pix_to_face.cpu() == cpu.pix_to_face
+    assert torch.allclose(gpu.bary_coords.cpu()[agree], cpu.bary_coords[agree], atol=1e-4)
+    image = interpolate(gpu, mesh.faces.cuda(), mesh.vertices.cuda())
+    assert image.is_cuda and visible_vertices(gpu, mesh.to("cuda"), cameras).is_cuda

@@ -358,12 +358,16 @@ def vertex_pixels(vertices: torch.Tensor, cameras: Cameras, res: int) -> Tuple[t
         pixels: (B, N, 2) int64 (row, column) with row 0 at the top; the pixel whose square contains the projection.
         inside: (B, N) bool — in front of the camera and within the image.
     """
+    pixels, inside, _ = _project_to_pixels(vertices, cameras, res)
+    return pixels, inside
+
+
+def _project_to_pixels(vertices, cameras: Cameras, res: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`vertex_pixels` and the (B, N) depth of each vertex."""
     ndc, depth = cameras.to(vertices.device).project(vertices.float())
-    continuous = ndc_to_pixel(ndc, res)
-    col_row = torch.floor(continuous + 0.5)
+    col_row = torch.floor(ndc_to_pixel(ndc, res) + 0.5)
     inside = (depth > Z_NEAR) & ((col_row >= 0) & (col_row <= res - 1)).all(dim=-1)
-    col_row = col_row.clamp(0, res - 1).long()
-    return col_row.flip(-1), inside
+    return col_row.clamp(0, res - 1).long().flip(-1), inside, depth
 
 
 def visible_vertices(
@@ -376,17 +380,18 @@ def visible_vertices(
     its pixel is one of its own, or the surface seen there is no nearer than the vertex minus a tolerance of
     ``depth_tolerance_pixels`` pixel widths (dense meshes have triangles smaller than a pixel, so the triangle at
     the pixel centre need not touch the vertex). Vertices with no faces are never visible.
+
+    Args:
+        fragments: (B, res, res) fragments of ``mesh`` (a utils.mesh.Mesh) in ``cameras``.
     """
     vertices = mesh.vertices.float()
     faces = mesh.faces.to(vertices.device)
     cameras = cameras.to(vertices.device)
     res = fragments.res
-    pixels, inside = vertex_pixels(vertices, cameras, res)
+    pixels, inside, depth = _project_to_pixels(vertices, cameras, res)
     num_views, num_vertices = inside.shape
 
-    corners = vertices[faces]
-    normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-20)
+    normals = mesh.face_normals().float()  # (F, 3) unit
     vertex_normals = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), normals.repeat_interleave(3, dim=0))
     has_faces = torch.zeros(num_vertices, dtype=torch.bool, device=vertices.device)
     has_faces[faces.reshape(-1)] = True
@@ -397,7 +402,6 @@ def visible_vertices(
     seen_depth = fragments.zbuf.to(vertices.device)[view, pixels[..., 0], pixels[..., 1]]
     vertex_ids = torch.arange(num_vertices, device=vertices.device).view(1, -1, 1)
     own = (faces[seen_face.clamp_min(0)] == vertex_ids).any(dim=-1)
-    _, depth = cameras.project(vertices)
     pixel_width = depth * (2.0 / (cameras.focal() * res))
     unoccluded = own | (depth <= seen_depth + depth_tolerance_pixels * pixel_width)
     return inside & facing & has_faces & (seen_face >= 0) & unoccluded

@@ -28,11 +28,8 @@ Colour = Union[Sequence[float], torch.Tensor]
 
 def camera_face_normals(mesh, cameras: Cameras) -> torch.Tensor:
     """(B, F, 3) float32 unit face normals in camera space (zero for zero-area faces)."""
-    vertices = mesh.vertices.float()
-    corners = vertices[mesh.faces.to(vertices.device)]
-    normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-20)
-    return torch.einsum("bij,fj->bfi", cameras.to(vertices.device).rotations(), normals)
+    normals = mesh.face_normals()
+    return torch.einsum("bij,fj->bfi", cameras.to(normals.device).rotations(), normals)
 
 
 def flat_sh_lighting(fragments: Fragments, face_normals: torch.Tensor) -> torch.Tensor:
@@ -59,7 +56,7 @@ def render_rgb(
     """The original's RGB render of a mesh from its fragments.
 
     Args:
-        mesh: with ``vertices`` (N, 3) and ``faces`` (F, 3).
+        mesh: a utils.mesh.Mesh.
         cameras: the B views the fragments were rasterized in.
         fragments: (B, H, W) fragments of ``mesh`` in ``cameras``.
         vertex_colors: (N, 3) per-vertex RGB, values outside [0, 1] are clamped after interpolation; None → the
