@@ -16,12 +16,14 @@ if its camera-space normal has z ≥ 0 (back faces culled; normals follow the ri
 order); nearest depth wins; no anti-aliasing. Unlike DIB-R, barycentrics are perspective-correct (they reproduce the
 3D point the pixel ray hits); for triangles of pixel size the difference is invisible.
 
-How it works, all in vectorised torch (CPU or CUDA, no compiled code): each visible triangle's bounding box of pixel
-centres is enumerated as candidate (triangle, pixel) pairs; a candidate is inside when its three edge functions are
-≥ 0. Edge functions are evaluated from each edge's endpoints in a canonical order (lower vertex index first), so two
-triangles sharing an edge compute bit-identical values of opposite sign: no pixel falls through a crack. The
-z-buffer is a ``scatter_reduce(amin)`` over 64-bit keys (depth bits << 32 | triangle), which picks the nearest
-triangle, ties broken by the lower triangle index — deterministic on every device.
+How it works, all in vectorised torch (CPU or CUDA, no compiled code): each drawable triangle's bounding box of
+pixel centres is tested as a small grid, triangles with boxes of one padded size being tested together as one
+(M, h, w) broadcast; a pixel centre is inside when the triangle's three edge functions are ≥ 0. Edge functions are
+measured from each edge's endpoint with the lower vertex index, so two triangles sharing an edge compute
+bit-identical values of opposite sign: no pixel falls through a crack. The z-buffer is one ``scatter_reduce(amin)``
+over 64-bit keys (inverted bits of 1/depth << 32 | triangle record), which keeps the nearest triangle and breaks
+exact ties by a fixed order of the triangles — the same fragments on every run. View-independent tables of a mesh
+(corner ids, face normals) are kept between calls for the last few meshes, checked against in-place edits.
 """
 from __future__ import annotations
 
