@@ -317,3 +317,4 @@ def test_cuda_gives_the_fragments_of_the_cpu():
     assert torch.allclose(gpu.bary_coords.cpu()[agree], cpu.bary_coords[agree], atol=1e-4)
     image = interpolate(gpu, mesh.faces.cuda(), mesh.vertices.cuda())
     assert image.is_cuda and visible_vertices(gpu, mesh.to("cuda"), cameras).is_cuda
+

@@ -341,7 +341,8 @@ def interpolate(
         corners = corners + (view * values.shape[1]).unsqueeze(1)
         values = values.reshape(-1, channels)
     weights = fragments.bary_coords.reshape(-1, 3)[pixel].to(device=values.device, dtype=values.dtype)
-    covered = torch.einsum("pk,pkc->pc", weights, values[corners])
+    corner_values = values.index_select(0, corners.reshape(-1)).view(-1, 3, channels)  # deterministic backward
+    covered = torch.einsum("pk,pkc->pc", weights, corner_values)
     if background is None:
         image = values.new_zeros(num_views * height * width, channels)
     else:
@@ -407,3 +408,42 @@ def visible_vertices(
     pixel_width = depth * (2.0 / (cameras.focal() * res))
     unoccluded = own | (depth <= seen_depth + depth_tolerance_pixels * pixel_width)
     return inside & facing & has_faces & (seen_face >= 0) & unoccluded
+
+
+@dataclass
+class PixelWeights:
+    """The covered pixels of one view as a sparse interpolation from the vertices they touch.
+
+    Rendering per-vertex values into a view only needs the vertices of the triangles seen at pixel centres; a network
+    evaluated on those alone gives the same image, loss and gradients as one evaluated on every vertex.
+
+    Attributes:
+        pixels: (P,) int64 flat index (row · res + column) of the covered pixels.
+        vertices: (T,) int64 sorted ids of the vertices those pixels touch.
+        corners: (P, 3) int64 index into ``vertices`` of each pixel's triangle corners.
+        weights: (P, 3) float32 barycentric weights.
+    """
+
+    pixels: torch.Tensor
+    vertices: torch.Tensor
+    corners: torch.Tensor
+    weights: torch.Tensor
+
+    @classmethod
+    def from_fragments(cls, fragments: Fragments, faces: torch.Tensor, view: int = 0) -> "PixelWeights":
+        pix_to_face = fragments.pix_to_face[view].reshape(-1)
+        pixels = (pix_to_face >= 0).nonzero(as_tuple=True)[0]
+        corner_ids = faces.to(pix_to_face.device)[pix_to_face[pixels]]  # (P, 3) mesh vertex ids
+        vertices, corners = torch.unique(corner_ids, return_inverse=True)
+        weights = fragments.bary_coords[view].reshape(-1, 3)[pixels]
+        return cls(pixels, vertices, corners.view(-1, 3), weights)
+
+    def interpolate(self, values: torch.Tensor) -> torch.Tensor:
+        """(T, C) values of ``vertices`` → (P, C) values at the covered pixels (differentiable in ``values``)."""
+        # index_select, whose backward (index_add) sums in a fixed order on the CPU; values[corners] would not
+        corner_values = values.index_select(0, self.corners.reshape(-1)).view(*self.corners.shape, -1)
+        return torch.einsum("pk,pkc->pc", self.weights.to(values.dtype), corner_values)
+
+    def to(self, device) -> "PixelWeights":
+        return PixelWeights(self.pixels.to(device), self.vertices.to(device), self.corners.to(device),
+                            self.weights.to(device))

@@ -78,9 +78,10 @@ def render_rgb(
     return torch.where(fragments.coverage.to(device).unsqueeze(-1), image, background)
 
 
-def render_lit_grey(mesh, cameras: Cameras, fragments: Fragments, background: Colour = WHITE) -> torch.Tensor:
-    """(B, H, W, 3) uint8: the lit grey view (albedo 2/3, white background) the teacher is shown."""
-    return to_uint8(render_rgb(mesh, cameras, fragments, background=background))
+def render_lit_grey(mesh, cameras: Cameras, fragments: Fragments, background: Colour = WHITE,
+                    albedo: Colour = DEFAULT_ALBEDO) -> torch.Tensor:
+    """(B, H, W, 3) uint8: the lit view of the uniformly coloured mesh (default grey 2/3 on white) the teacher sees."""
+    return to_uint8(render_rgb(mesh, cameras, fragments, albedo=albedo, background=background))
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,112 @@
+"""The label teacher: what a perfect 2D segmenter would answer, computed from ground-truth per-face part labels.
+
+It makes end-to-end tests meaningful (a bug in cameras, projection or training shows up as a low IoU) and gives the
+pipeline's quality ceiling on labelled benchmarks. It is not SAM: its masks are exact part masks, its embedding is
+a code per part.
+
+* Masks: the view's pixels whose face carries the label of the face under a positive click (more positive clicks:
+  the union of their labels), minus the labels under negative clicks. Clicks on the background select nothing. The
+  three "multimask" outputs are the same mask, scored 1 (0 if empty); a ``mask_input`` is ignored.
+* Embedding: every label has a fixed random unit code in R^256 (seeded by the label value, so the same label gets the
+  same code in every run and mesh); the codes are painted per pixel (background has its own code) and averaged over
+  the 64×64 grid of cells SAM's encoder would see for the same image (a cell = res/64 pixels of the view).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from models.teacher import (
+    EMBEDDING_CHANNELS,
+    EMBEDDING_SIZE,
+    LOW_RES_SIZE,
+    EncodedView,
+    MaskPrediction,
+    Teacher,
+    TeacherView,
+)
+
+CODE_SEED = 20240403
+BACKGROUND = -1
+LOGIT = 20.0
+CODE_NORM = 8.0  # entries of about ±0.5: the size of SAM embedding values, within the feature field's tanh range
+
+
+def label_code(label: int, channels: int = EMBEDDING_CHANNELS) -> torch.Tensor:
+    """(channels,) float32 unit vector of a label (``BACKGROUND`` = −1 for the background), fixed by its value."""
+    generator = torch.Generator().manual_seed(CODE_SEED + 2 * int(label) + 3)
+    code = torch.randn(channels, generator=generator, dtype=torch.float64)
+    return (CODE_NORM * code / code.norm()).float()
+
+
+def pool_to_embedding_grid(maps: torch.Tensor) -> torch.Tensor:
+    """Average (C, H, W) maps of a square view over SAM's 64×64 embedding cells → (C, 64, 64).
+
+    SAM resizes an H-pixel image to 1024 and encodes 16-pixel patches, so a cell spans H/64 view pixels (3.5 at 224).
+    The maps are repeated k-fold (k = 64 / gcd(H, 64)) so that cells fall on whole pixels, then averaged exactly.
+    """
+    size = maps.shape[-1]
+    factor = EMBEDDING_SIZE // math.gcd(size, EMBEDDING_SIZE)
+    if factor > 1:
+        maps = maps.repeat_interleave(factor, dim=-1).repeat_interleave(factor, dim=-2)
+    window = size * factor // EMBEDDING_SIZE
+    return F.avg_pool2d(maps.unsqueeze(0), window).squeeze(0)
+
+
+class LabelTeacher(Teacher):
+    """A perfect 2D segmenter for a mesh with per-face labels (see the module docstring).
+
+    Args:
+        face_labels: (F,) int64 label per face (any integers, e.g. PSB's 0-based or COSEG's 1-based ids).
+        description: names the label file in stored data.
+    """
+
+    def __init__(self, face_labels: torch.Tensor, description: str = "label") -> None:
+        self.face_labels = torch.as_tensor(face_labels, dtype=torch.int64).reshape(-1)
+        self.values = torch.unique(self.face_labels)  # (L,) sorted label values
+        self.codes = torch.stack([label_code(int(v)) for v in self.values] + [label_code(BACKGROUND)])  # (L+1, 256)
+        self.description = description
+
+    def label_image(self, view: TeacherView) -> torch.Tensor:
+        """(H, W) int64 index into ``values`` of the label shown at each pixel; L (= len(values)) on background."""
+        face_ids = view.face_ids.detach().cpu().long()
+        if face_ids.numel() and int(face_ids.max()) >= len(self.face_labels):
+            raise ValueError(f"view shows face {int(face_ids.max())} but only {len(self.face_labels)} faces have "
+                             f"labels")
+        index = torch.searchsorted(self.values, self.face_labels)  # (F,) position of each face's label
+        return torch.where(face_ids >= 0, index[face_ids.clamp_min(0)], torch.full_like(face_ids, len(self.values)))
+
+    def encode(self, view: TeacherView) -> EncodedView:
+        image = self.label_image(view)
+        one_hot = F.one_hot(image, len(self.values) + 1).permute(2, 0, 1).float()  # (L+1, H, W)
+        pooled = pool_to_embedding_grid(one_hot)  # (L+1, 64, 64) share of each label per cell
+        embedding = torch.einsum("lc,lhw->chw", self.codes, pooled).unsqueeze(0).contiguous()
+        return EncodedView(embedding, tuple(image.shape), {"label_image": image})
+
+    def predict(self, encoded: EncodedView, points: torch.Tensor, labels: torch.Tensor,
+                mask_input: Optional[torch.Tensor] = None, multimask_output: bool = True) -> MaskPrediction:
+        image = encoded.extra["label_image"]
+        height, width = image.shape
+        num_labels = len(self.values)
+        points, labels = points.detach().cpu(), labels.detach().cpu().long()
+        columns = points[..., 0].round().long().clamp(0, width - 1)
+        rows = points[..., 1].round().long().clamp(0, height - 1)
+        clicked = image[rows, columns]  # (P, K) label index under each click (num_labels = background)
+        chosen = torch.zeros(len(points), num_labels + 1, dtype=torch.bool)
+        removed = torch.zeros_like(chosen)
+        chosen.scatter_(1, torch.where(labels == 1, clicked, num_labels), True)
+        removed.scatter_(1, torch.where(labels == 0, clicked, num_labels), True)
+        selected = chosen & ~removed
+        selected[:, num_labels] = False  # the background is never part of a mask
+        masks = selected[:, image]  # (P, H, W)
+        outputs = 3 if multimask_output else 1
+        low_res = F.interpolate(masks.unsqueeze(1).float(), size=(LOW_RES_SIZE, LOW_RES_SIZE), mode="nearest")
+        scores = masks.flatten(1).any(dim=1).float()
+        return MaskPrediction(
+            masks.unsqueeze(1).expand(-1, outputs, -1, -1).clone(),
+            scores.unsqueeze(1).expand(-1, outputs).clone(),
+            ((low_res * 2 - 1) * LOGIT).expand(-1, outputs, -1, -1).clone(),
+        )

@@ -1,0 +1,100 @@
+"""Files: written atomically (temporary file in the same folder, then rename), read safely.
+
+A killed run never leaves a half-written file under a final name, and a checkpoint from the internet cannot run code
+when it is loaded (``torch.load(..., weights_only=True)``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from utils.errors import InputError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@contextmanager
+def atomic_path(path: PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on failure removed.
+
+    The folder of ``path`` is created if missing.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def save_torch(obj: Any, path: PathLike) -> None:
+    """``torch.save`` atomically."""
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
+
+
+def save_numpy(array: np.ndarray, path: PathLike) -> None:
+    """``np.save`` atomically (``path`` keeps its name; numpy would otherwise append .npy to the temporary)."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, array)
+
+
+def save_png(image: Union[np.ndarray, torch.Tensor], path: PathLike) -> None:
+    """Save an (H, W, 3) or (H, W) uint8 image as PNG, atomically."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    with atomic_path(path) as temporary:
+        Image.fromarray(np.ascontiguousarray(image)).save(temporary, format="PNG")
+
+
+def save_json(obj: Any, path: PathLike) -> None:
+    """Write JSON (indented, UTF-8), atomically."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+
+
+def save_text(text: str, path: PathLike) -> None:
+    """Write a text file, atomically."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def load_torch(path: PathLike, what: str = "checkpoint", map_location: Union[str, torch.device] = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; a missing or unreadable file is an InputError naming ``what``."""
+    name = str(path)
+    if not os.path.isfile(name):
+        raise InputError(f"{what} not found: {name}")
+    try:
+        return torch.load(name, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or holding objects that weights_only refuses
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"could not read {what} {name}: {reason}") from None
+
+
+def load_json(path: PathLike, what: str = "file") -> Any:
+    """Read JSON; missing or corrupt → InputError."""
+    name = str(path)
+    try:
+        with open(name, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {name}") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"could not read {what} {name}: {exc}") from None

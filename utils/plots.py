@@ -1,0 +1,71 @@
+"""Figures (matplotlib, headless), written atomically."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from utils.io import atomic_path  # noqa: E402
+
+
+def _save(figure, path: str) -> None:
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def save_loss_plot(losses: Sequence[float], path: str, title: str, window: int = 20) -> None:
+    """Loss per step (light) and its running mean over ``window`` steps, log scale."""
+    values = np.asarray(losses, dtype=np.float64)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.plot(values, color="tab:blue", alpha=0.3, linewidth=0.8, label="per step")
+    if len(values) >= window:
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        axis.plot(np.arange(window - 1, len(values)), smooth, color="tab:blue", label=f"mean of {window}")
+    if (values > 0).all():
+        axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.set_title(title)
+    axis.legend()
+    _save(figure, path)
+
+
+def save_feature_comparison(image: torch.Tensor, teacher: torch.Tensor, rendered: torch.Tensor,
+                            covered: torch.Tensor, path: str) -> None:
+    """Render | teacher embedding | rendered features, the two embeddings coloured by one 3-component PCA.
+
+    Args:
+        image: (H, W, 3) uint8 view.
+        teacher, rendered: (C, 64, 64) embeddings.
+        covered: (P,) flat indices of the 64×64 cells the mesh covers (the PCA is fitted on the teacher there).
+    """
+    channels, size = teacher.shape[0], teacher.shape[-1]
+    teacher_flat = teacher.reshape(channels, -1).T.float().cpu()
+    rendered_flat = rendered.reshape(channels, -1).T.float().cpu()
+    covered = covered.cpu()
+    sample = teacher_flat[covered] if len(covered) >= 3 else teacher_flat
+    mean = sample.mean(dim=0)
+    _, _, basis = torch.pca_lowrank(sample - mean, q=3, center=False)
+    low = ((sample - mean) @ basis).amin(dim=0)
+    high = ((sample - mean) @ basis).amax(dim=0)
+
+    def colour(flat: torch.Tensor) -> np.ndarray:
+        rgb = (((flat - mean) @ basis - low) / (high - low).clamp_min(1e-8)).clamp(0, 1)
+        mask = torch.zeros(size * size, dtype=torch.bool)
+        mask[covered] = True
+        rgb[~mask] = 1.0
+        return rgb.reshape(size, size, 3).numpy()
+
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for axis, picture, title in zip(axes, [image.cpu().numpy(), colour(teacher_flat), colour(rendered_flat)],
+                                    ["view", "teacher embedding (PCA)", "mesh feature field (PCA)"]):
+        axis.imshow(picture, interpolation="nearest")
+        axis.set_title(title)
+        axis.axis("off")
+    _save(figure, path)
