@@ -206,3 +206,19 @@ def test_two_boxes_shape_is_labelled_by_side():
     vertices, faces, labels = two_boxes()
     centroid_x = vertices[faces].mean(axis=1)[:, 0]
     assert np.array_equal(labels, (centroid_x > 0).astype(int))
+
+
+def test_an_official_style_checkpoint_is_found_and_loaded(tmp_path, monkeypatch):
+    """vit_b's real architecture with a state dict saved under the official name in SAM_repo/model_checkpoints/."""
+    from segment_anything import sam_model_registry
+
+    torch.manual_seed(0)
+    reference = sam_model_registry["vit_b"]()
+    folder = tmp_path / "SAM_repo" / "model_checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(reference.state_dict(), folder / "sam_vit_b_01ec64.pth")
+    monkeypatch.chdir(tmp_path)
+    teacher = SamTeacher.build("vit_b")
+    assert "sam_vit_b_01ec64.pth" in teacher.description
+    loaded = teacher.predictor.model.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in reference.state_dict().items())
