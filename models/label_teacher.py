@@ -6,7 +6,8 @@ a code per part.
 
 * Masks: the view's pixels whose face carries the label of the face under a positive click (more positive clicks:
   the union of their labels), minus the labels under negative clicks. Clicks on the background select nothing. The
-  three "multimask" outputs are the same mask, scored 1 (0 if empty); a ``mask_input`` is ignored.
+  three "multimask" outputs are the same mask, scored 1 (0 if empty); a ``mask_input`` is ignored (so refinement
+  chains stop after one step: further steps would give the same answer).
 * Embedding: every label has a fixed random unit code in R^256 (seeded by the label value, so the same label gets the
   same code in every run and mesh); the codes are painted per pixel (background has its own code) and averaged over
   the 64×64 grid of cells SAM's encoder would see for the same image (a cell = res/64 pixels of the view).
@@ -64,6 +65,8 @@ class LabelTeacher(Teacher):
         description: names the label file in stored data.
     """
 
+    uses_mask_input = False  # a perfect segmenter needs no refinement
+
     def __init__(self, face_labels: torch.Tensor, description: str = "label") -> None:
         self.face_labels = torch.as_tensor(face_labels, dtype=torch.int64).reshape(-1)
         self.values = torch.unique(self.face_labels)  # (L,) sorted label values
@@ -103,10 +106,14 @@ class LabelTeacher(Teacher):
         selected[:, num_labels] = False  # the background is never part of a mask
         masks = selected[:, image]  # (P, H, W)
         outputs = 3 if multimask_output else 1
-        low_res = F.interpolate(masks.unsqueeze(1).float(), size=(LOW_RES_SIZE, LOW_RES_SIZE), mode="nearest")
+        def low_res_logits() -> torch.Tensor:
+            """Nearest-neighbour resampling to SAM's 256×256 low-resolution grid, as ±LOGIT logits."""
+            rows_256 = (torch.arange(LOW_RES_SIZE) * height) // LOW_RES_SIZE
+            columns_256 = (torch.arange(LOW_RES_SIZE) * width) // LOW_RES_SIZE
+            low_res = selected[:, image[rows_256][:, columns_256]]  # (P, 256, 256)
+            return torch.where(low_res, LOGIT, -LOGIT).unsqueeze(1).expand(-1, outputs, -1, -1)
+
         scores = masks.flatten(1).any(dim=1).float()
-        return MaskPrediction(
-            masks.unsqueeze(1).expand(-1, outputs, -1, -1).clone(),
-            scores.unsqueeze(1).expand(-1, outputs).clone(),
-            ((low_res * 2 - 1) * LOGIT).expand(-1, outputs, -1, -1).clone(),
-        )
+        # the outputs are the same mask: expanded views, not copies; logits made only if asked for
+        return MaskPrediction(masks.unsqueeze(1).expand(-1, outputs, -1, -1), scores.unsqueeze(1).expand(-1, outputs),
+                              low_res_logits)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 
@@ -52,19 +52,27 @@ class EncodedView:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
 class MaskPrediction:
     """Answers to P prompts, M masks each (M = 3 with multimask output, as the original always asks).
 
     Attributes:
         masks: (P, M, H, W) bool masks in the view's pixels.
         scores: (P, M) float32 predicted IoU of each mask.
-        low_res_logits: (P, M, 256, 256) float32 logits, usable as a later prompt's ``mask_input``.
+        low_res_logits: (P, M, 256, 256) float32 logits, usable as a later prompt's ``mask_input`` (a teacher may
+            pass a function that makes them, called on first use).
     """
 
-    masks: torch.Tensor
-    scores: torch.Tensor
-    low_res_logits: torch.Tensor
+    def __init__(self, masks: torch.Tensor, scores: torch.Tensor,
+                 low_res_logits: Union[torch.Tensor, Callable[[], torch.Tensor]]) -> None:
+        self.masks = masks
+        self.scores = scores
+        self._low_res_logits = low_res_logits
+
+    @property
+    def low_res_logits(self) -> torch.Tensor:
+        if callable(self._low_res_logits):
+            self._low_res_logits = self._low_res_logits()
+        return self._low_res_logits
 
 
 class Teacher(ABC):
@@ -72,6 +80,8 @@ class Teacher(ABC):
 
     #: short description stored with the data it produced (resuming with another teacher is refused)
     description: str = "teacher"
+    #: whether ``mask_input`` changes predictions (if not, refinement chains can stop after one step)
+    uses_mask_input: bool = True
 
     @abstractmethod
     def encode(self, view: TeacherView) -> EncodedView:

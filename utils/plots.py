@@ -69,3 +69,24 @@ def save_feature_comparison(image: torch.Tensor, teacher: torch.Tensor, rendered
         axis.set_title(title)
         axis.axis("off")
     _save(figure, path)
+
+
+def save_sample_preview(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], points: Sequence[np.ndarray],
+                        signs: Sequence[np.ndarray], titles: Sequence[str], path: str, columns: int = 4) -> None:
+    """A grid of samples: each view with its mask in blue and its clicks (green positive, red negative).
+
+    Args:
+        images: (H, W, 3) uint8 views; masks: (H, W) bool; points: (K, 2) (x, y) pixels; signs: (K,) ±1.
+    """
+    rows = max(1, (len(images) + columns - 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, image, mask, point, sign, title in zip(axes.ravel(), images, masks, points, signs, titles):
+        overlay = image.astype(np.float32) / 255
+        overlay[mask] = 0.4 * overlay[mask] + 0.6 * np.array([30, 144, 255]) / 255
+        axis.imshow(overlay)
+        colours = ["lime" if s > 0 else "red" for s in sign]
+        axis.scatter(point[:, 0], point[:, 1], c=colours, s=30, edgecolors="black", linewidths=0.5)
+        axis.set_title(title, fontsize=8)
+    _save(figure, path)

@@ -1,0 +1,463 @@
+"""Decoder data generation (reference §8): click → mask samples from a 2D teacher on rendered views.
+
+Which clicks: farthest-point samples of the vertices (from vertex 0, round(percentage · N) of them), each the first
+click of up to ``n_views`` views in which it is visible; in each view a single positive click at its pixel gives the
+teacher's mask (mask index 0, the clicked pixel forced on, as the original; ``mask_select best`` takes the best-scoring
+one). Where that mask scores ≥ 0.4, up to 5 second clicks are tried among the other sampled vertices visible in the
+view — outside the mask for a second positive click, inside it for a second negative one, closer (squared distance)
+than half the farthest such candidate — with the original's refinement chain (the first click's best low-resolution
+logits as mask input, then six predictions with both clicks, each fed the previous best logits); a candidate's mask is
+kept if its IoU with the single-click mask is ≤ 0.9 and it grew (positive) or shrank (negative).
+
+Where views come from (DESIGN difference 2):
+
+* ``view_pool K > 0`` (default 1000): K views are drawn once from the original's distribution (elevation uniform in
+  [−π/2, π/2], azimuth in [0, 2π)); a vertex's views are chosen among the pool views in which it is visible, and each
+  pool view is rendered and encoded by the teacher once, all its prompts answered while its embedding is in memory.
+  Image encodings ≤ K, whatever the mesh.
+* ``view_pool 0``: the original's per-click views: for every vertex, views are drawn until it is visible (views facing
+  away are redrawn without counting; after 200 counted failures the last accepted view is reused, and a vertex with
+  none gets no views), and every (vertex, view) pair is rendered and encoded on its own.
+
+All random draws are keyed by (seed, what, vertex, view), so a killed run that resumes — or a run split into stages —
+makes exactly the samples of an uninterrupted one. Samples are written in shards (utils/samples.py documents the
+format) under ``<decoder_data_dir>/samples/``; ``manifest.json`` records what they were made with, ``fps_vertices.pt``
+the sampled vertices, ``pool_views.pt`` the pool, ``generation_log.json`` the teacher calls of each run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import torch
+from tqdm import tqdm
+
+from models.teacher import Teacher, TeacherView
+from utils.camera import Cameras, sample_uniform_views
+from utils.clicks import farthest_point_sampling, keyed_generator
+from utils.encoder_pipeline import mesh_signature
+from utils.errors import InputError
+from utils.io import load_json, load_torch, save_json, save_torch
+from utils.mesh import Mesh
+from utils.raster import rasterize, vertex_pixels, visible_vertices
+from utils.render import render_lit_grey
+from utils.samples import (
+    KIND_NAMES,
+    KIND_NEGATIVE,
+    KIND_POSITIVE,
+    KIND_SINGLE,
+    Samples,
+    pack_masks,
+    packed_areas,
+    packed_intersections,
+)
+
+SCORE_THRESHOLD = 0.4  # a single-click mask must score this for second clicks to be tried in its view
+IOU_LIMIT = 0.9  # a second click must change the mask at least this much
+MAX_SECOND_CLICKS = 5  # second-click candidates tried per (vertex, view) and kind
+REFINEMENT_STEPS = 6  # predictions with both clicks, each fed the previous best logits
+MAX_TRIES = 200  # counted view draws per per-click view slot before the last view is reused
+MAX_FACING_REDRAWS = 100_000  # safety bound on uncounted redraws of views facing away
+PROMPT_BATCH = 64  # prompts per teacher call
+VISIBILITY_BATCH = 16  # pool views rasterized per call when finding which vertices they show
+KIND_LETTERS = "spn"  # single, positive, negative in shard names
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """data_generation.py's flags that decide the samples (see the module docstring)."""
+
+    seed: int = 0
+    percentage: float = 0.03
+    n_views: int = 100
+    view_pool: int = 1000
+    res: int = 224
+    radius: float = 2.0
+    background: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mask_select: str = "first"
+    views_per_shard: int = 25  # pool views (or, per-click, vertices) per shard
+
+
+@dataclass
+class Counters:
+    """What a run asked of the teacher and what it made."""
+
+    image_encodings: int = 0
+    prompt_calls: int = 0
+    prompts: int = 0
+    samples: List[int] = field(default_factory=lambda: [0, 0, 0])
+
+    def summary(self) -> str:
+        made = ", ".join(f"{count} {name}" for count, name in zip(self.samples, KIND_NAMES))
+        return (f"{self.image_encodings} teacher image encodings, {self.prompt_calls} prompt calls "
+                f"({self.prompts} prompts); samples written: {made}")
+
+
+class DecoderData:
+    """Files of the decoder data folder."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.samples = os.path.join(root, "samples")
+        self.manifest = os.path.join(root, "manifest.json")
+        self.fps = os.path.join(root, "fps_vertices.pt")
+        self.pool = os.path.join(root, "pool_views.pt")
+        self.visibility = os.path.join(root, "pool_visibility.pt")
+        self.log = os.path.join(root, "generation_log.json")
+
+    def shard(self, prefix: str, first: int, last: int, kinds: Sequence[int]) -> str:
+        letters = "".join(KIND_LETTERS[k] for k in sorted(kinds))
+        return os.path.join(self.samples, f"shard_{prefix}{first:06d}-{last:06d}_{letters}.pt")
+
+    def shards(self) -> List[str]:
+        """All shard files, sorted by name (= by chunk, then kinds)."""
+        if not os.path.isdir(self.samples):
+            return []
+        return sorted(os.path.join(self.samples, n) for n in os.listdir(self.samples) if _SHARD.match(n))
+
+    def kinds_done(self, prefix: str, first: int, last: int) -> Set[int]:
+        done: Set[int] = set()
+        for path in self.shards():
+            match = _SHARD.match(os.path.basename(path))
+            if match and match.group(1) == prefix and (int(match.group(2)), int(match.group(3))) == (first, last):
+                done |= {KIND_LETTERS.index(letter) for letter in match.group(4)}
+        return done
+
+
+_SHARD = re.compile(r"shard_([pv])(\d+)-(\d+)_([spn]+)\.pt$")
+
+
+def _prepare_folder(data: DecoderData, manifest: Dict[str, object], overwrite: bool) -> None:
+    manifest = json.loads(json.dumps(manifest))
+    if overwrite and os.path.isdir(data.root):
+        for path in (data.samples,):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in (data.manifest, data.fps, data.pool, data.visibility, data.log):
+            if os.path.exists(path):
+                os.remove(path)
+    if os.path.exists(data.manifest):
+        found = load_json(data.manifest, "decoder data manifest")
+        for key, value in manifest.items():
+            if found.get(key) != value:
+                raise InputError(f"{data.root} was made with {key} = {found.get(key)!r}, not {value!r}; pass "
+                                 f"--overwrite 1 to start again, or use another --decoder_data_dir")
+    else:
+        if data.shards():
+            raise InputError(f"{data.root} holds samples without a manifest.json; use --overwrite 1 or another "
+                             f"--decoder_data_dir")
+        save_json(manifest, data.manifest)
+
+
+def generate_decoder_data(mesh: Mesh, teacher: Teacher, root: str, settings: GenerationSettings,
+                          kinds: Sequence[int] = (KIND_SINGLE,), overwrite: bool = False,
+                          progress: bool = True) -> Counters:
+    """Make the samples of ``kinds`` (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE) that the folder lacks.
+
+    Returns:
+        what this call asked of the teacher and wrote.
+    """
+    data = DecoderData(root)
+    fps_count = max(1, round(settings.percentage * mesh.num_vertices))
+    _prepare_folder(data, {"mesh": mesh_signature(mesh), "num_vertices": mesh.num_vertices,
+                           "teacher": teacher.description, "num_fps_vertices": fps_count,
+                           **{k: v for k, v in asdict(settings).items() if k != "views_per_shard"}}, overwrite)
+    started = time.time()
+    if os.path.exists(data.fps):
+        fps = load_torch(data.fps, "sampled vertices")
+    else:
+        fps = farthest_point_sampling(mesh.vertices, fps_count, start=0)
+        save_torch(fps, data.fps)
+    counters = Counters()
+    generator = _Generator(mesh, teacher, fps, settings, counters)
+    if settings.view_pool > 0:
+        generator.run_pool(data, set(kinds), progress)
+    else:
+        generator.run_per_click(data, set(kinds), progress)
+    log = load_json(data.log, "generation log") if os.path.exists(data.log) else {"runs": []}
+    log["runs"].append({**asdict(counters), "kinds": [KIND_NAMES[k] for k in sorted(kinds)],
+                        "seconds": round(time.time() - started, 1)})
+    save_json(log, data.log)
+    return counters
+
+
+class _Generator:
+    """The per-view work shared by both view sources."""
+
+    def __init__(self, mesh: Mesh, teacher: Teacher, fps: torch.Tensor, settings: GenerationSettings,
+                 counters: Counters) -> None:
+        self.mesh, self.teacher, self.settings, self.counters = mesh, teacher, settings, counters
+        self.fps = fps.to(mesh.vertices.device)
+        self.fps_points = mesh.vertices[self.fps]  # (k, 3)
+
+    # --- view sources ----------------------------------------------------------------------------------------
+    def pool_views(self, data: DecoderData) -> Cameras:
+        settings = self.settings
+        if os.path.exists(data.pool):
+            pool = load_torch(data.pool, "view pool")
+            return Cameras(pool["elev"], pool["azim"], settings.radius)
+        cameras = sample_uniform_views(settings.view_pool, keyed_generator(settings.seed, "pool"))
+        save_torch({"elev": cameras.elev, "azim": cameras.azim, "radius": settings.radius}, data.pool)
+        return Cameras(cameras.elev, cameras.azim, settings.radius)
+
+    def pool_visibility(self, data: DecoderData, cameras: Cameras, progress: bool) -> torch.Tensor:
+        """(K, k) bool: which sampled vertices each pool view shows (cached in the folder)."""
+        if os.path.exists(data.visibility):
+            return load_torch(data.visibility, "pool visibility")["visible"]
+        rows = []
+        for start in tqdm(range(0, len(cameras), VISIBILITY_BATCH), desc="view pool visibility", unit="batch",
+                          disable=not progress):
+            batch = cameras[start:start + VISIBILITY_BATCH].to(self.mesh.vertices.device)
+            fragments = rasterize(self.mesh, batch, self.settings.res)
+            rows.append(visible_vertices(fragments, self.mesh, batch)[:, self.fps].cpu())
+        visible = torch.cat(rows)
+        save_torch({"visible": visible}, data.visibility)
+        return visible
+
+    def run_pool(self, data: DecoderData, kinds: Set[int], progress: bool) -> None:
+        settings = self.settings
+        cameras = self.pool_views(data)
+        visible = self.pool_visibility(data, cameras, progress)
+        assigned: List[List[int]] = [[] for _ in range(len(cameras))]
+        for a, vertex in enumerate(self.fps.tolist()):
+            seen = visible[:, a].nonzero(as_tuple=True)[0]
+            if len(seen) > settings.n_views:
+                order = torch.randperm(len(seen), generator=keyed_generator(settings.seed, "views", vertex))
+                seen = seen[order[: settings.n_views]].sort().values
+            for view in seen.tolist():
+                assigned[view].append(a)
+        bar = tqdm(total=len(cameras), desc="decoder data (view pool)", unit="view", disable=not progress)
+        for first in range(0, len(cameras), settings.views_per_shard):
+            last = min(first + settings.views_per_shard, len(cameras)) - 1
+            needed = kinds - data.kinds_done("p", first, last)
+            if needed:
+                parts = []
+                for j in range(first, last + 1):
+                    if assigned[j]:
+                        parts.append(self.view_samples(cameras[j], j, assigned[j], needed))
+                    bar.update(1)
+                self.write(data.shard("p", first, last, needed), parts)
+            else:
+                bar.update(last + 1 - first)
+        bar.close()
+
+    def run_per_click(self, data: DecoderData, kinds: Set[int], progress: bool) -> None:
+        settings = self.settings
+        count = len(self.fps)
+        step = max(1, settings.views_per_shard // 5)  # vertices per shard
+        bar = tqdm(total=count, desc="decoder data (per-click views)", unit="vertex", disable=not progress)
+        for first in range(0, count, step):
+            last = min(first + step, count) - 1
+            needed = kinds - data.kinds_done("v", first, last)
+            if needed:
+                parts = []
+                for a in range(first, last + 1):
+                    for slot, camera in enumerate(self.per_click_views(a)):
+                        parts.append(self.view_samples(camera, a * settings.n_views + slot, [a], needed))
+                    bar.update(1)
+                self.write(data.shard("v", first, last, needed), parts)
+            else:
+                bar.update(last + 1 - first)
+        bar.close()
+
+    def per_click_views(self, a: int) -> List[Cameras]:
+        """The original's views of sampled vertex ``a``: drawn until visible (reference §8.2)."""
+        settings, mesh = self.settings, self.mesh
+        vertex = int(self.fps[a])
+        generator = keyed_generator(settings.seed, "per-click views", vertex)
+        normal = _vertex_normals(mesh)[vertex]
+        views: List[Cameras] = []
+        last = None
+        for _ in range(settings.n_views):
+            accepted = None
+            tries = redraws = 0
+            while tries < MAX_TRIES and redraws < MAX_FACING_REDRAWS:
+                camera = sample_uniform_views(1, generator)
+                camera = Cameras(camera.elev, camera.azim, settings.radius).to(mesh.vertices.device)
+                if float(camera.rotations()[0, 2] @ normal) < 0:  # faces away: redrawn, not counted
+                    redraws += 1
+                    continue
+                tries += 1
+                if visible_vertices(rasterize(mesh, camera, settings.res), mesh, camera)[0, vertex]:
+                    accepted = camera
+                    break
+            if accepted is None and last is None:
+                break  # never visible: no views for this vertex
+            last = accepted if accepted is not None else last
+            views.append(last)
+        return views
+
+    # --- one view ---------------------------------------------------------------------------------------------
+    def view_samples(self, camera: Cameras, view_id: int, assigned: List[int], kinds: Set[int]) -> Samples:
+        """All samples of one view for the sampled vertices ``assigned`` (positions in ``fps``)."""
+        settings, mesh = self.settings, self.mesh
+        camera = camera.to(mesh.vertices.device)
+        fragments = rasterize(mesh, camera, settings.res)
+        image = render_lit_grey(mesh, camera, fragments, background=settings.background)
+        encoded = self.teacher.encode(TeacherView(image[0].cpu(), fragments.pix_to_face[0].cpu()))
+        self.counters.image_encodings += 1
+        visible = visible_vertices(fragments, mesh, camera)[0][self.fps].cpu()  # (k,)
+        pixels, _ = vertex_pixels(self.fps_points, camera, settings.res)
+        points = pixels[0].flip(-1).float().cpu()  # (k, 2) as (x = column, y = row)
+
+        firsts = torch.tensor(assigned, dtype=torch.int64)
+        masks, scores, best_logits = self.predict(encoded, points[firsts].unsqueeze(1),
+                                                  torch.ones(len(firsts), 1, dtype=torch.int64))
+        clicked = points[firsts].long()
+        masks[torch.arange(len(firsts)), clicked[:, 1], clicked[:, 0]] = True  # the clicked pixel is in (original)
+
+        parts = []
+        elev, azim = float(camera.elev[0]), float(camera.azim[0])
+        if KIND_SINGLE in kinds:
+            parts.append(self.make_samples(firsts, firsts, torch.ones(len(firsts), dtype=torch.int8), KIND_SINGLE,
+                                           view_id, elev, azim, points, pack_masks(masks), scores))
+        for kind in (KIND_POSITIVE, KIND_NEGATIVE):
+            if kind in kinds:
+                parts.append(self.second_clicks(kind, encoded, view_id, elev, azim, firsts, points, visible, masks,
+                                                scores, best_logits))
+        return Samples.concatenate(parts, settings.res)
+
+    def second_clicks(self, kind: int, encoded, view_id: int, elev: float, azim: float, firsts: torch.Tensor,
+                      points: torch.Tensor, visible: torch.Tensor, masks: torch.Tensor, scores: torch.Tensor,
+                      best_logits: torch.Tensor) -> Samples:
+        """Second positive (outside the mask, must grow) or negative (inside, must shrink) clicks (§8.3-§8.4)."""
+        settings = self.settings
+        pixel_columns, pixel_rows = points[:, 0].long(), points[:, 1].long()
+        pairs: List[Tuple[int, int]] = []  # (row in firsts, fps position of the second click)
+        for row, a in enumerate(firsts.tolist()):
+            if scores[row] < SCORE_THRESHOLD:
+                continue
+            inside = masks[row][pixel_rows, pixel_columns]  # (k,) is each sampled vertex's pixel in the mask
+            candidate = visible & (inside if kind == KIND_NEGATIVE else ~inside)
+            candidate[a] = False
+            options = candidate.nonzero(as_tuple=True)[0]
+            if len(options) == 0:
+                continue
+            distance = ((self.fps_points[options] - self.fps_points[a]) ** 2).sum(dim=1).cpu()
+            options = options[distance < 0.5 * distance.max()]
+            if len(options) > MAX_SECOND_CLICKS:
+                order = torch.randperm(len(options), generator=keyed_generator(
+                    settings.seed, KIND_NAMES[kind], int(self.fps[a]), view_id))
+                options = options[order[:MAX_SECOND_CLICKS]]
+            pairs += [(row, int(b)) for b in options]
+        if not pairs:
+            return Samples.empty(settings.res)
+        rows = torch.tensor([p[0] for p in pairs])
+        seconds = torch.tensor([p[1] for p in pairs])
+        label = 1 if kind == KIND_POSITIVE else 0
+        two_points = torch.stack([points[firsts[rows]], points[seconds]], dim=1)  # (P, 2, 2)
+        labels = torch.tensor([[1, label]]).expand(len(pairs), 2)
+        logits = best_logits[rows.to(best_logits.device)] if best_logits is not None else None
+        for _ in range(REFINEMENT_STEPS if self.teacher.uses_mask_input else 1):
+            new_masks, new_scores, logits = self.predict(encoded, two_points, labels, logits)
+        new_packed, old_packed = pack_masks(new_masks), pack_masks(masks)[rows]
+        new_area, old_area = packed_areas(new_packed), packed_areas(old_packed)
+        intersection = packed_intersections(new_packed, old_packed)
+        iou = intersection.float() / (new_area + old_area - intersection).clamp_min(1).float()
+        keep = (iou <= IOU_LIMIT) & (new_area >= old_area if kind == KIND_POSITIVE else new_area <= old_area)
+        signs = torch.full((len(pairs),), 1 if kind == KIND_POSITIVE else -1, dtype=torch.int8)
+        kept = keep.nonzero(as_tuple=True)[0]
+        return self.make_samples(firsts[rows[kept]], seconds[kept], signs[kept], kind, view_id, elev, azim, points,
+                                 new_packed[kept], new_scores[kept])
+
+    def make_samples(self, firsts: torch.Tensor, seconds: torch.Tensor, second_signs: torch.Tensor, kind: int,
+                     view_id: int, elev: float, azim: float, points: torch.Tensor, packed_masks: torch.Tensor,
+                     scores: torch.Tensor) -> Samples:
+        """Samples of first clicks ``firsts`` and second clicks ``seconds`` (positions in ``fps``), packed masks."""
+        count = len(firsts)
+        fps = self.fps.cpu()
+        self.counters.samples[kind] += count
+        return Samples(
+            vertices=torch.stack([fps[firsts], fps[seconds]], dim=1),
+            signs=torch.stack([torch.ones(count, dtype=torch.int8), second_signs], dim=1),
+            kind=torch.full((count,), kind, dtype=torch.int8),
+            view=torch.full((count,), view_id, dtype=torch.int64),
+            elev=torch.full((count,), elev), azim=torch.full((count,), azim),
+            points=torch.stack([points[firsts], points[seconds]], dim=1),
+            masks=packed_masks, score=scores, res=self.settings.res,
+        )
+
+    # --- teacher calls ----------------------------------------------------------------------------------------
+    def predict(self, encoded, points: torch.Tensor, labels: torch.Tensor,
+                mask_input: Optional[torch.Tensor] = None
+                ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Teacher predictions in batches of PROMPT_BATCH prompts (counted), reduced to what generation keeps.
+
+        Returns:
+            masks: (P, H, W) bool, the kept output of each prompt (index 0, or the best-scoring with
+                ``mask_select best``); scores: (P,) float32 its score; best_logits: (P, 1, 256, 256) low-resolution
+                logits of the best-scoring output, the next refinement step's mask input (None if the teacher
+                ignores mask inputs).
+        """
+        masks, scores, logits = [], [], []
+        for start in range(0, len(points), PROMPT_BATCH):
+            part = slice(start, start + PROMPT_BATCH)
+            prediction = self.teacher.predict(encoded, points[part], labels[part],
+                                              None if mask_input is None else mask_input[part])
+            self.counters.prompt_calls += 1
+            self.counters.prompts += len(points[part])
+            rows = torch.arange(prediction.scores.shape[0])
+            choice = self.select(prediction.scores)
+            masks.append(prediction.masks[rows, choice].cpu())
+            scores.append(prediction.scores[rows, choice].float().cpu())
+            if self.teacher.uses_mask_input:
+                logits.append(prediction.low_res_logits[rows, prediction.scores.argmax(dim=1)].unsqueeze(1))
+        return torch.cat(masks), torch.cat(scores), torch.cat(logits) if logits else None
+
+    def select(self, scores: torch.Tensor) -> torch.Tensor:
+        """(P,) the kept mask of each prompt's outputs: index 0 (the original) or the best-scoring one."""
+        if self.settings.mask_select == "best":
+            return scores.argmax(dim=1)
+        return torch.zeros(scores.shape[0], dtype=torch.int64, device=scores.device)
+
+    def write(self, path: str, parts: List[Samples]) -> None:
+        Samples.concatenate(parts, self.settings.res).save(path)
+
+
+def _vertex_normals(mesh: Mesh) -> torch.Tensor:
+    """(N, 3) sum of the unit normals of each vertex's faces (its sign is the original's facing test)."""
+    normals = mesh.face_normals()
+    return torch.zeros_like(mesh.vertices).index_add_(0, mesh.faces.reshape(-1), normals.repeat_interleave(3, dim=0))
+
+
+def load_decoder_samples(root: str, kinds: Sequence[int] = (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE)) -> Samples:
+    """Every sample of ``kinds`` in a decoder data folder, in shard order."""
+    data = DecoderData(root)
+    shards = data.shards()
+    if not shards:
+        raise InputError(f"no decoder training samples in {data.samples}: run data_generation.py first")
+    res = int(load_json(data.manifest, "decoder data manifest").get("res", 224)) if os.path.exists(
+        data.manifest) else 224
+    parts = []
+    for path in shards:
+        samples = Samples.load(path)
+        wanted = torch.isin(samples.kind, torch.tensor(list(kinds), dtype=samples.kind.dtype))
+        parts.append(samples.select(wanted.nonzero(as_tuple=True)[0]))
+    return Samples.concatenate(parts, res)
+
+
+
+def save_preview(mesh: Mesh, root: str, settings: GenerationSettings, per_kind: int = 4) -> str:
+    """``preview.png``: the first few samples of each kind, drawn on their views. Returns its path."""
+    from utils.plots import save_sample_preview
+
+    samples = load_decoder_samples(root)
+    images, masks, points, signs, titles = [], [], [], [], []
+    for kind in (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE):
+        chosen = (samples.kind == kind).nonzero(as_tuple=True)[0][:per_kind]
+        subset = samples.select(chosen)
+        for i in range(len(subset)):
+            camera = Cameras(subset.elev[i:i + 1], subset.azim[i:i + 1], settings.radius).to(mesh.vertices.device)
+            image = render_lit_grey(mesh, camera, rasterize(mesh, camera, settings.res), settings.background)
+            images.append(image[0].cpu().numpy())
+            masks.append(subset.unpacked_masks()[i].numpy())
+            points.append(subset.points[i].numpy())
+            signs.append(subset.signs[i].numpy())
+            titles.append(f"{KIND_NAMES[kind]}: {subset.vertices[i].tolist()} score {float(subset.score[i]):.2f}")
+    path = os.path.join(root, "preview.png")
+    save_sample_preview(images, masks, points, signs, titles, path)
+    return path
