@@ -43,3 +43,38 @@ def click_suffix(vertices: Tuple[int, ...], signs: Tuple[int, ...]) -> str:
     for vertex, sign in zip(vertices, signs):
         parts.append(f"v{vertex}" if sign > 0 else (f"v-{vertex}" if vertex != 0 else "vn0"))
     return "_".join(parts)
+
+
+def parse_click(token: str) -> Tuple[int, bool]:
+    """One click of ``--select_vertices``: ``5141`` or ``p5141`` positive, ``-10795`` or ``n10795`` negative.
+
+    ``n0`` (or ``-0``) is a negative click on vertex 0, which the original could not express (−0 = 0).
+    Returns (vertex, positive); a malformed token is an InputError.
+    """
+    from utils.errors import InputError
+
+    text = str(token).strip().lower()
+    positive = not (text.startswith("-") or text.startswith("n"))
+    digits = text.lstrip("+-pn")
+    if not digits.isdigit() or len(text) - len(digits) > 1:
+        raise InputError(f"bad click {token!r}: use a vertex index (5141), a negative one (-10795), or p<i> / n<i>")
+    return int(digits), positive
+
+
+def parse_clicks(tokens, num_vertices: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``--select_vertices`` tokens → (C,) int64 vertices and (C,) bool positive; checks the range.
+
+    Raises:
+        InputError: no clicks, a malformed token, or a vertex outside 0 … num_vertices − 1.
+    """
+    from utils.errors import InputError
+
+    if not tokens:
+        raise InputError("no clicks: give at least one vertex to --select_vertices")
+    parsed = [parse_click(token) for token in tokens]
+    for vertex, _ in parsed:
+        if vertex >= num_vertices:
+            raise InputError(f"click on vertex {vertex}, but the mesh has {num_vertices} vertices "
+                             f"(0 … {num_vertices - 1})")
+    return (torch.tensor([v for v, _ in parsed], dtype=torch.int64),
+            torch.tensor([p for _, p in parsed], dtype=torch.bool))

@@ -98,3 +98,23 @@ def load_json(path: PathLike, what: str = "file") -> Any:
         raise InputError(f"{what} not found: {name}") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"could not read {what} {name}: {exc}") from None
+
+
+def save_ply(path: PathLike, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> None:
+    """ASCII PLY of a triangle mesh with per-vertex colours, as the original wrote: float x y z, uchar red green blue,
+    faces as ``uchar`` count + ``int`` indices. Written atomically.
+
+    Args:
+        vertices: (N, 3) float; faces: (F, 3) int; colors: (N, 3) uint8.
+    """
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    colors = np.asarray(colors, dtype=np.uint8)
+    header = (f"ply\nformat ascii 1.0\ncomment made by the iSeg toolkit\nelement vertex {len(vertices)}\n"
+              "property float x\nproperty float y\nproperty float z\n"
+              "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+              f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n")
+    vertex_lines = [f"{x:.7g} {y:.7g} {z:.7g} {r} {g} {b}" for (x, y, z), (r, g, b) in zip(vertices.tolist(),
+                                                                                          colors.tolist())]
+    face_lines = [f"3 {a} {b} {c}" for a, b, c in faces.tolist()]
+    save_text(header + "\n".join(vertex_lines + face_lines) + "\n", path)

@@ -90,3 +90,18 @@ def save_sample_preview(images: Sequence[np.ndarray], masks: Sequence[np.ndarray
         axis.scatter(point[:, 0], point[:, 1], c=colours, s=30, edgecolors="black", linewidths=0.5)
         axis.set_title(title, fontsize=8)
     _save(figure, path)
+
+
+def save_image_grid(images: Sequence[np.ndarray], markers: Sequence[Sequence[tuple]], titles: Sequence[str],
+                    path: str, columns: int, cell_inches: float = 3.0) -> None:
+    """Images in a grid, each with click markers (x, y, positive) drawn lime (positive) or red (negative)."""
+    rows = max(1, (len(images) + columns - 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(cell_inches * columns, cell_inches * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, image, marks, title in zip(axes.ravel(), images, markers, titles):
+        axis.imshow(np.clip(image, 0, 1))
+        for x, y, positive in marks:
+            axis.scatter([x], [y], c="lime" if positive else "red", s=40, edgecolors="black", linewidths=0.6)
+        axis.set_title(title, fontsize=9)
+    _save(figure, path)

@@ -1,0 +1,154 @@
+"""The decoder: attention maths by hand, symmetries, checkpoints in the original's layout, restricted training, the
+fast inference path, decoder.py's outputs and errors."""
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import decoder
+from models.decoder_head import DecoderHead
+from models.decoder_predictor import DecoderPredictor
+from models.interactive_attention import InteractiveAttention
+from utils.clicks import click_suffix, parse_click, parse_clicks
+from utils.decoder_training import DecoderSettings, _checkpoint, batch_loss, load_decoder, load_features
+from utils.errors import InputError, run_cli
+from utils.mesh import mesh_from_arrays
+from utils.samples import Samples, pack_masks
+from utils.shapes import two_spheres
+
+
+def test_attention_worked_out_by_hand():
+    attention = InteractiveAttention(dim=2, use_q=False, use_k=False, use_v=False, scale=False)
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    out = attention(features, torch.tensor([[0, 1]]), torch.tensor([[True, False]]))[0]
+    e = math.e
+    assert torch.allclose(out[0], torch.tensor([e / (e + 1), 1 / (e + 1)]))  # logits (1, 0)
+    assert torch.allclose(out[1], torch.tensor([1 / (e + 1), e / (e + 1)]))  # logits (0, 1)
+    assert torch.allclose(out[2], torch.tensor([0.5, 0.5]))  # logits (1, 1)
+
+
+def test_negative_clicks_use_their_own_key_and_value_maps_and_logits_are_scaled():
+    attention = InteractiveAttention(dim=4)
+    with torch.no_grad():
+        for layer in (attention.W_Q, attention.W_Kp, attention.W_Vp):
+            layer.weight.copy_(torch.eye(4))
+            layer.bias.zero_()
+        attention.W_Kn.weight.copy_(-torch.eye(4))
+        attention.W_Kn.bias.zero_()
+        attention.W_Vn.weight.copy_(2 * torch.eye(4))
+        attention.W_Vn.bias.fill_(1.0)
+    features = torch.tensor([[2.0, 0, 0, 0], [0, 2.0, 0, 0], [2.0, 2.0, 0, 0]])
+    out = attention(features, torch.tensor([[0, 1]]), torch.tensor([[True, False]]))[0]
+    # vertex 2: q = (2, 2, 0, 0); k+ = (2, 0, 0, 0) → 4; k− = −(0, 2, 0, 0) → −4; both ÷ √4 = 2
+    weights = torch.softmax(torch.tensor([2.0, -2.0]), dim=0)
+    value_positive, value_negative = torch.tensor([2.0, 0, 0, 0]), torch.tensor([1.0, 5.0, 1.0, 1.0])
+    assert torch.allclose(out[2], weights[0] * value_positive + weights[1] * value_negative)
+
+
+def random_modules(seed=0):
+    torch.manual_seed(seed)
+    return InteractiveAttention(), DecoderHead()
+
+
+def test_click_order_does_not_matter_and_a_duplicated_click_equals_the_single_click():
+    attention, head = random_modules()
+    features = torch.randn(50, 256)
+    predictor = DecoderPredictor(attention, head, features)
+    a = predictor.predict(torch.tensor([3, 17, 40]), torch.tensor([True, False, True]))
+    b = predictor.predict(torch.tensor([40, 3, 17]), torch.tensor([True, True, False]))
+    assert torch.allclose(a, b, atol=1e-6)
+    single = predictor.predict(torch.tensor([7]), torch.tensor([True]))
+    double = predictor.predict(torch.tensor([7, 7]), torch.tensor([True, True]))
+    assert torch.allclose(single, double, atol=1e-6)
+    assert not torch.allclose(single, predictor.predict(torch.tensor([8]), torch.tensor([True])), atol=1e-4)
+
+
+def test_the_fast_inference_path_matches_the_modules():
+    attention, head = random_modules(1)
+    predictor = DecoderPredictor(attention, head, torch.randn(300, 256))
+    for clicks, positive in (([5], [True]), ([5, 9, 200], [True, False, False])):
+        fast = predictor.predict(torch.tensor(clicks), torch.tensor(positive))
+        plain = predictor.predict_plain(torch.tensor(clicks), torch.tensor(positive))
+        assert fast.shape == (300,) and (fast > 0).all() and (fast < 1).all()
+        assert (fast - plain).abs().max() < 1e-5
+
+
+def test_module_sizes_and_keys_are_the_originals():
+    attention, head = random_modules()
+    assert sum(p.numel() for p in attention.parameters()) == 328_960
+    assert sum(p.numel() for p in head.parameters()) == 1_257_986
+    assert len(head.mlp) == 47
+    assert set(attention.state_dict()) == {f"W_{n}.{p}" for n in ("Q", "Kp", "Kn", "Vp", "Vn")
+                                           for p in ("weight", "bias")}
+    assert "mlp.0.weight" in head.state_dict() and "mlp.45.weight" in head.state_dict()
+
+
+def test_checkpoints_round_trip_and_the_originals_layout_loads(tmp_path):
+    attention, head = random_modules(2)
+    optimizer = torch.optim.Adam(list(attention.parameters()) + list(head.parameters()))
+    path = tmp_path / "ours.pth"
+    torch.save(_checkpoint(attention, head, optimizer, 1, 0, torch.arange(4), [0.5], 4, {}), path)
+    loaded_attention, loaded_head = load_decoder(str(path), DecoderSettings())
+    features = torch.randn(20, 256)
+    clicks, positive = torch.tensor([1, 2]), torch.tensor([True, False])
+    assert torch.equal(DecoderPredictor(attention, head, features).predict(clicks, positive),
+                       DecoderPredictor(loaded_attention, loaded_head, features).predict(clicks, positive))
+    # the original's dict, saved from DataParallel-wrapped modules
+    original = {"attention_state_dict": {"module." + k: v for k, v in attention.state_dict().items()},
+                "model_state_dict": {"module." + k: v for k, v in head.state_dict().items()},
+                "optimizer_state_dict": optimizer.state_dict(), "epoch": 4, "batch_idx": 10,
+                "shuffled_indices": [3, 1, 2], "losses": [0.7, 0.6], "num_batch": 11}
+    torch.save(original, tmp_path / "original.pth")
+    loaded_attention, loaded_head = load_decoder(str(tmp_path / "original.pth"), DecoderSettings())
+    assert torch.equal(DecoderPredictor(attention, head, features).predict(clicks, positive),
+                       DecoderPredictor(loaded_attention, loaded_head, features).predict(clicks, positive))
+    with pytest.raises(InputError, match="does not fit --depth 13"):
+        load_decoder(str(path), DecoderSettings(depth=13))
+
+
+def test_features_must_match_the_mesh_and_load_from_a_grad_tensor(tmp_path):
+    vertices, faces, _ = two_spheres(subdivisions=1)
+    mesh = mesh_from_arrays(vertices, faces)
+    torch.save(torch.randn(mesh.num_vertices, 256, requires_grad=True), tmp_path / "f.pth")
+    features = load_features(str(tmp_path / "f.pth"), mesh)
+    assert not features.requires_grad and features.dtype == torch.float32
+    torch.save(torch.randn(mesh.num_vertices - 1, 256), tmp_path / "short.pth")
+    with pytest.raises(InputError, match=f"have {mesh.num_vertices - 1} rows"):
+        load_features(str(tmp_path / "short.pth"), mesh)
+
+
+def test_restricted_training_gives_the_full_loss_and_gradients():
+    vertices, faces, labels = two_spheres(subdivisions=2)
+    mesh = mesh_from_arrays(vertices, faces)
+    attention, head = random_modules(3)
+    features = torch.randn(mesh.num_vertices, 256) * 0.3
+    count, res = 3, 48
+    masks = torch.rand(count, res, res) > 0.5
+    batch = Samples(vertices=torch.tensor([[0, 0], [5, 200], [7, 9]]),
+                    signs=torch.tensor([[1, 1], [1, 1], [1, -1]], dtype=torch.int8),
+                    kind=torch.tensor([0, 1, 2], dtype=torch.int8), view=torch.arange(count),
+                    elev=torch.tensor([0.1, -0.4, 0.9]), azim=torch.tensor([0.0, 2.0, 4.0]),
+                    points=torch.zeros(count, 2, 2), masks=pack_masks(masks), score=torch.ones(count), res=res)
+    parameters = list(attention.parameters()) + list(head.parameters())
+    restricted = batch_loss(attention, head, features, mesh, batch, 2.0, restricted=True)
+    restricted_grads = torch.autograd.grad(restricted, parameters)
+    full = batch_loss(attention, head, features, mesh, batch, 2.0, restricted=False)
+    full_grads = torch.autograd.grad(full, parameters)
+    assert torch.allclose(restricted, full, rtol=1e-5)
+    for a, b in zip(restricted_grads, full_grads):  # the same up to float32 summation order
+        assert (a - b).norm() <= 1e-4 * b.norm() + 1e-9
+
+
+def test_click_parsing():
+    assert parse_click("5141") == (5141, True) and parse_click("-10795") == (10795, False)
+    assert parse_click("n0") == (0, False) and parse_click("p0") == (0, True) and parse_click("-0") == (0, False)
+    for bad in ("x", "--3", "5a", "", "pn4"):
+        with pytest.raises(InputError):
+            parse_click(bad)
+    with pytest.raises(InputError, match="has 10 vertices"):
+        parse_clicks(["3", "-10"], 10)
+    with pytest.raises(InputError, match="no clicks"):
+        parse_clicks([], 10)
+    assert click_suffix((5141, 10795), (1, -1)) == "v5141_v-10795" and click_suffix((0,), (-1,)) == "vn0"

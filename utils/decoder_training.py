@@ -1,0 +1,223 @@
+"""Decoder training (reference §9.3) and checkpoints in the original's format.
+
+Each sample is (two clicks, a view, the teacher's mask in that view). A batch: the per-vertex probabilities of each
+sample's clicks are interpolated over the fragments of its view, and the loss is the binary cross-entropy with the
+teacher's mask, averaged over all covered pixels of the batch (the original weighted by DIB-R's soft silhouette: the
+same on covered pixels, see the README). The attention and the head run only on the vertices that the covered pixels
+touch (same loss and gradients as running them on every vertex; tested).
+
+Dataset composition (reference §8.6): every single-click sample; second-positive and second-negative samples (with
+``--use_positive_click`` / ``--use_negative_click``) each randomly capped at 5 × the number of single-click samples;
+then ``--data_percentage`` of the whole. Epochs visit the samples in a seeded random order.
+
+Checkpoint (``save_dir/model_name``, every ``save_interval`` batches and after each epoch, plus
+``<stem>_e<k><ext>`` after epoch k): {attention_state_dict, model_state_dict, optimizer_state_dict, epoch,
+batch_idx, shuffled_indices, losses, num_batch} as the original, plus ``config`` (ours). ``epoch`` is the epoch in
+progress (0-based; = num_epochs when done) and ``batch_idx`` the number of its batches done.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.decoder_head import DecoderHead
+from models.interactive_attention import InteractiveAttention
+from utils.camera import Cameras
+from utils.clicks import keyed_generator
+from utils.errors import InputError
+from utils.io import load_torch, save_torch
+from utils.mesh import Mesh
+from utils.raster import PixelWeights, rasterize
+from utils.runtime import seed_everything
+from utils.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE, Samples
+
+TWO_CLICK_CAP = 5  # second-click samples of each kind: at most this many times the single-click ones
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    """The decoder's architecture flags (decoder.py / interactive.py)."""
+
+    depth: int = 14
+    use_attention_q: bool = True
+    use_attention_k: bool = True
+    use_attention_v: bool = True
+    residual_attention: bool = False
+    scale_attention: bool = True
+
+    def build(self) -> Tuple[InteractiveAttention, DecoderHead]:
+        attention = InteractiveAttention(256, self.use_attention_q, self.use_attention_k, self.use_attention_v,
+                                         self.residual_attention, self.scale_attention)
+        return attention, DecoderHead(self.depth)
+
+
+def load_features(path: str, mesh: Mesh) -> torch.Tensor:
+    """``pred_f.pth`` → (N, 256) float32 CPU tensor without grad (a CUDA tensor with requires_grad, as the original
+    saved it, loads too); rows ≠ the mesh's vertices is an InputError."""
+    features = load_torch(path, "per-vertex features (pred_f.pth)")
+    if not isinstance(features, torch.Tensor) or features.dim() != 2:
+        raise InputError(f"{path} does not hold an (N, C) tensor of per-vertex features")
+    if features.shape[0] != mesh.num_vertices:
+        raise InputError(f"features {path} have {features.shape[0]} rows but the mesh {mesh.path} has "
+                         f"{mesh.num_vertices} vertices")
+    if features.shape[1] != 256:
+        raise InputError(f"features {path} have {features.shape[1]} channels, the decoder needs 256")
+    return features.detach().float().cpu().contiguous()
+
+
+def load_decoder(path: str, settings: DecoderSettings, device: torch.device = torch.device("cpu")
+                 ) -> Tuple[InteractiveAttention, DecoderHead]:
+    """Modules from a checkpoint of ours or of the original release (a ``module.`` prefix from DataParallel is
+    removed); a missing file or one of the wrong shape is an InputError."""
+    checkpoint = load_torch(path, "decoder checkpoint")
+    attention, head = settings.build()
+    try:
+        for module, key in ((attention, "attention_state_dict"), (head, "model_state_dict")):
+            state = {name.removeprefix("module."): value for name, value in checkpoint[key].items()}
+            module.load_state_dict(state)
+    except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        lines = str(exc).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+        raise InputError(f"decoder checkpoint {path} does not fit --depth {settings.depth}: {detail}") from None
+    return attention.to(device), head.to(device)
+
+
+def compose_training_set(samples: Samples, use_positive: bool, use_negative: bool, data_percentage: float,
+                         seed: int) -> torch.Tensor:
+    """Indices of the samples to train on (reference §8.6; see the module docstring), sorted."""
+    single = (samples.kind == KIND_SINGLE).nonzero(as_tuple=True)[0]
+    chosen = [single]
+    for kind, used in ((KIND_POSITIVE, use_positive), (KIND_NEGATIVE, use_negative)):
+        if used:
+            index = (samples.kind == kind).nonzero(as_tuple=True)[0]
+            cap = TWO_CLICK_CAP * len(single)
+            if len(index) > cap:
+                index = index[torch.randperm(len(index), generator=keyed_generator(seed, "cap", kind))[:cap]]
+            chosen.append(index)
+    indices = torch.cat(chosen).sort().values
+    if data_percentage < 1:
+        count = max(1, round(data_percentage * len(indices)))
+        indices = indices[torch.randperm(len(indices), generator=keyed_generator(seed, "share"))[:count]].sort().values
+    return indices
+
+
+def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: torch.Tensor, mesh: Mesh,
+               batch: Samples, radius: float, restricted: bool = True) -> torch.Tensor:
+    """Mean BCE over the covered pixels of a batch between rendered probabilities and the teacher's masks.
+
+    Args:
+        features: (N, 256) on the modules' device; mesh on the same device.
+        batch: B samples; their views are rasterized at the masks' resolution.
+        restricted: run the attention and the head only on the vertices the covered pixels touch (False: on every
+            vertex, the straightforward reference).
+    """
+    device = features.device
+    cameras = Cameras(batch.elev, batch.azim, radius).to(device)
+    fragments = rasterize(mesh, cameras, batch.res)
+    views = [PixelWeights.from_fragments(fragments, mesh.faces, b) for b in range(len(batch))]
+    masks = batch.unpacked_masks().to(device).reshape(len(batch), -1)
+    targets = torch.cat([masks[b, view.pixels] for b, view in enumerate(views)]).float()
+    positive = batch.signs.to(device) > 0
+    clicks = batch.vertices.to(device)
+    if not restricted:
+        attended = attention(features, clicks, positive)  # (B, N, 256)
+        probability = head(torch.cat([features.expand(len(batch), -1, -1), attended], dim=-1))[..., 1]  # (B, N)
+        rendered = torch.cat([view.interpolate(probability[b, view.vertices].unsqueeze(1))[:, 0]
+                              for b, view in enumerate(views)])
+        return F.binary_cross_entropy(rendered.clamp(0, 1), targets)
+
+    counts = torch.tensor([len(view.vertices) for view in views], device=device)
+    touched, rows = torch.unique(torch.cat([view.vertices for view in views]), return_inverse=True)
+    sample = torch.repeat_interleave(torch.arange(len(batch), device=device), counts)  # (R,) sample of each row
+    touched_features = features.index_select(0, touched)
+    queries = attention.queries(touched_features).index_select(0, rows)  # (R, 256)
+    keys, values = attention.keys_values(features[clicks], positive)  # (B, C, 256)
+    weights = torch.softmax(torch.einsum("rd,rcd->rc", queries, keys[sample]) / attention.temperature, dim=-1)
+    attended = torch.einsum("rc,rcd->rd", weights, values[sample])
+    probability = head(torch.cat([touched_features.index_select(0, rows), attended], dim=-1))[:, 1]  # (R,)
+    offsets = torch.cumsum(counts, 0) - counts
+    corners = torch.cat([view.corners + offsets[b] for b, view in enumerate(views)])
+    corner_weights = torch.cat([view.weights for view in views]).to(probability.dtype)
+    rendered = (corner_weights * probability.index_select(0, corners.reshape(-1)).view(-1, 3)).sum(dim=1)
+    return F.binary_cross_entropy(rendered.clamp(0, 1), targets)
+
+
+def checkpoint_paths(save_dir: str, model_name: str, epoch: Optional[int] = None) -> str:
+    """``save_dir/model_name``, or its per-epoch copy ``<stem>_e<epoch><ext>``."""
+    if epoch is None:
+        return os.path.join(save_dir, model_name)
+    stem, extension = os.path.splitext(model_name)
+    return os.path.join(save_dir, f"{stem}_e{epoch}{extension}")
+
+
+def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices: torch.Tensor, save_dir: str,
+                  model_name: str, settings: DecoderSettings, learning_rate: float, num_epochs: int,
+                  batch_size: int, save_interval: int, seed: int, radius: float, continue_train: bool,
+                  device: torch.device = torch.device("cpu"), progress: bool = True) -> List[float]:
+    """Train (or continue training) the decoder; returns the per-batch losses of the whole run."""
+    seed_everything(seed)
+    attention, head = settings.build()
+    attention, head = attention.to(device), head.to(device)
+    optimizer = torch.optim.Adam(list(attention.parameters()) + list(head.parameters()), lr=learning_rate)
+    config = {"seed": seed, "learning_rate": learning_rate, "num_epochs": num_epochs, "batch_size": batch_size,
+              "num_samples": int(len(indices)), "settings": asdict(settings)}
+    path = checkpoint_paths(save_dir, model_name)
+    epoch, done, losses = 0, 0, []
+    if continue_train:
+        checkpoint = load_torch(path, "decoder checkpoint to continue", map_location=device)
+        if checkpoint.get("config", config) != config:
+            raise InputError(f"{path} was trained with other settings ({checkpoint.get('config')}); it cannot be "
+                             f"continued with these")
+        loaded_attention, loaded_head = load_decoder(path, settings, device)
+        attention.load_state_dict(loaded_attention.state_dict())
+        head.load_state_dict(loaded_head.state_dict())
+        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        epoch, done, losses = int(checkpoint["epoch"]), int(checkpoint["batch_idx"]), list(checkpoint["losses"])
+        print(f"continuing decoder training at epoch {epoch + 1}, batch {done}")
+
+    features = features.to(device)
+    mesh = mesh.to(device)
+    batches_per_epoch = (len(indices) + batch_size - 1) // batch_size
+    total = num_epochs * batches_per_epoch
+    bar = tqdm(total=total, initial=min(total, epoch * batches_per_epoch + done), desc="decoder training",
+               unit="batch", disable=not progress)
+    attention.train()
+    head.train()
+    while epoch < num_epochs:
+        order = indices[torch.randperm(len(indices), generator=keyed_generator(seed, "epoch", epoch))]
+        while done < batches_per_epoch:
+            batch = samples.select(order[done * batch_size:(done + 1) * batch_size])
+            loss = batch_loss(attention, head, features, mesh, batch, radius)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            done += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+            finished_epoch = done == batches_per_epoch
+            if len(losses) % save_interval == 0 or finished_epoch:
+                state = _checkpoint(attention, head, optimizer, epoch + finished_epoch,
+                                    0 if finished_epoch else done, order, losses, batches_per_epoch, config)
+                save_torch(state, path)
+                if finished_epoch:
+                    save_torch(state, checkpoint_paths(save_dir, model_name, epoch + 1))
+        epoch, done = epoch + 1, 0
+    bar.close()
+    if losses:
+        from utils.plots import save_loss_plot
+
+        save_loss_plot(losses, os.path.join(save_dir, "decoder_loss.png"), "decoder training (BCE per batch)")
+    return losses
+
+
+def _checkpoint(attention, head, optimizer, epoch: int, batch_idx: int, order: torch.Tensor, losses: List[float],
+                num_batch: int, config: Dict[str, object]) -> Dict[str, object]:
+    return {"attention_state_dict": attention.state_dict(), "model_state_dict": head.state_dict(),
+            "optimizer_state_dict": optimizer.state_dict(), "epoch": epoch, "batch_idx": batch_idx,
+            "shuffled_indices": order.tolist(), "losses": list(losses), "num_batch": num_batch, "config": config}
