@@ -152,3 +152,25 @@ def test_click_parsing():
     with pytest.raises(InputError, match="no clicks"):
         parse_clicks([], 10)
     assert click_suffix((5141, 10795), (1, -1)) == "v5141_v-10795" and click_suffix((0,), (-1,)) == "vn0"
+
+
+def test_chunked_head_with_recomputation_gives_the_same_loss_and_gradients(monkeypatch):
+    import utils.decoder_training as training
+
+    vertices, faces, _ = two_spheres(subdivisions=2)
+    mesh = mesh_from_arrays(vertices, faces)
+    attention, head = random_modules(4)
+    features = torch.randn(mesh.num_vertices, 256) * 0.3
+    masks = torch.rand(2, 40, 40) > 0.5
+    batch = Samples(vertices=torch.tensor([[3, 3], [5, 200]]), signs=torch.tensor([[1, 1], [1, -1]], dtype=torch.int8),
+                    kind=torch.tensor([0, 2], dtype=torch.int8), view=torch.arange(2),
+                    elev=torch.tensor([0.2, -0.5]), azim=torch.tensor([1.0, 3.0]), points=torch.zeros(2, 2, 2),
+                    masks=pack_masks(masks), score=torch.ones(2), res=40)
+    parameters = list(attention.parameters()) + list(head.parameters())
+    whole = batch_loss(attention, head, features, mesh, batch, 2.0)
+    whole_grads = torch.autograd.grad(whole, parameters)
+    monkeypatch.setattr(training, "HEAD_CHUNK_ROWS", 37)
+    chunked = batch_loss(attention, head, features, mesh, batch, 2.0)
+    chunked_grads = torch.autograd.grad(chunked, parameters)
+    assert torch.equal(whole, chunked)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(whole_grads, chunked_grads))

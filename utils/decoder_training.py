@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from tqdm import tqdm
 
 from models.decoder_head import DecoderHead
@@ -37,6 +38,7 @@ from utils.runtime import seed_everything
 from utils.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE, Samples
 
 TWO_CLICK_CAP = 5  # second-click samples of each kind: at most this many times the single-click ones
+HEAD_CHUNK_ROWS = 16384  # head rows per gradient-checkpointed chunk in big batches
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,22 @@ def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: tor
     keys, values = attention.keys_values(features[clicks], positive)  # (B, C, 256)
     weights = torch.softmax(torch.einsum("rd,rcd->rc", queries, keys[sample]) / attention.temperature, dim=-1)
     attended = torch.einsum("rc,rcd->rd", weights, values[sample])
-    probability = head(torch.cat([touched_features.index_select(0, rows), attended], dim=-1))[:, 1]  # (R,)
+    probability = head_probabilities(head, torch.cat([touched_features.index_select(0, rows), attended], dim=-1))
     offsets = torch.cumsum(counts, 0) - counts
     corners = torch.cat([view.corners + offsets[b] for b, view in enumerate(views)])
     corner_weights = torch.cat([view.weights for view in views]).to(probability.dtype)
     rendered = (corner_weights * probability.index_select(0, corners.reshape(-1)).view(-1, 3)).sum(dim=1)
     return F.binary_cross_entropy(rendered.clamp(0, 1), targets)
+
+
+def head_probabilities(head: DecoderHead, inputs: torch.Tensor) -> torch.Tensor:
+    """(R, 512) head inputs → (R,) probabilities; above HEAD_CHUNK_ROWS rows, in chunks whose activations are
+    recomputed during the backward pass (gradient checkpointing): the same values and gradients, with memory bounded
+    by one chunk's activations (about 50 kB a row) instead of all rows' (16 views of a 50k-vertex mesh: ~300k rows)."""
+    if inputs.shape[0] <= HEAD_CHUNK_ROWS or not torch.is_grad_enabled():
+        return head(inputs)[:, 1]
+    chunks = [checkpoint(head, chunk, use_reentrant=False)[:, 1] for chunk in inputs.split(HEAD_CHUNK_ROWS)]
+    return torch.cat(chunks)
 
 
 def checkpoint_paths(save_dir: str, model_name: str, epoch: Optional[int] = None) -> str:
