@@ -173,4 +173,5 @@ def test_chunked_head_with_recomputation_gives_the_same_loss_and_gradients(monke
     chunked = batch_loss(attention, head, features, mesh, batch, 2.0)
     chunked_grads = torch.autograd.grad(chunked, parameters)
     assert torch.equal(whole, chunked)
-    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(whole_grads, chunked_grads))
+    for a, b in zip(whole_grads, chunked_grads):  # weight gradients summed chunk by chunk: float order differs
+        assert (a - b).norm() <= 1e-5 * b.norm() + 1e-10
