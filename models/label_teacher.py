@@ -5,9 +5,12 @@ pipeline's quality ceiling on labelled benchmarks. It is not SAM: its masks are 
 a code per part.
 
 * Masks: the view's pixels whose face carries the label of the face under a positive click (more positive clicks:
-  the union of their labels), minus the labels under negative clicks. Clicks on the background select nothing. The
-  three "multimask" outputs are the same mask, scored 1 (0 if empty); a ``mask_input`` is ignored (so refinement
-  chains stop after one step: further steps would give the same answer).
+  the union of their labels), minus the parts under negative clicks. A part under both a positive and a negative
+  click is split between them: its pixels at least as close (in the image) to a positive click as to every negative
+  one stay — as SAM shrinks a region around a negative click instead of dropping it, so that such samples teach "not
+  there" rather than "nothing". Clicks on the background select nothing. The three "multimask" outputs are the same
+  mask, scored 1 (0 if empty); a ``mask_input`` is ignored (so refinement chains stop after one step: further steps
+  would give the same answer).
 * Embedding: every label has a fixed random unit code in R^256 (seeded by the label value, so the same label gets the
   same code in every run and mesh); the codes are painted per pixel (background has its own code) and averaged over
   the 64×64 grid of cells SAM's encoder would see for the same image (a cell = res/64 pixels of the view).
@@ -89,6 +92,17 @@ class LabelTeacher(Teacher):
         embedding = torch.einsum("lc,lhw->chw", self.codes, pooled).unsqueeze(0).contiguous()
         return EncodedView(embedding, tuple(image.shape), {"label_image": image})
 
+    @staticmethod
+    def _nearer_to_positive(points: torch.Tensor, labels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """(P, H, W) bool: pixels at least as close (in the image) to a positive click as to every negative one."""
+        rows = torch.arange(height, dtype=torch.float32).view(1, 1, -1, 1)
+        columns = torch.arange(width, dtype=torch.float32).view(1, 1, 1, -1)
+        distance = (rows - points[..., 1, None, None]) ** 2 + (columns - points[..., 0, None, None]) ** 2  # (P,K,H,W)
+        positive = (labels == 1)[..., None, None]
+        nearest_positive = torch.where(positive, distance, float("inf")).amin(dim=1)
+        nearest_negative = torch.where(~positive, distance, float("inf")).amin(dim=1)
+        return nearest_positive <= nearest_negative
+
     def predict(self, encoded: EncodedView, points: torch.Tensor, labels: torch.Tensor,
                 mask_input: Optional[torch.Tensor] = None, multimask_output: bool = True) -> MaskPrediction:
         image = encoded.extra["label_image"]
@@ -102,15 +116,19 @@ class LabelTeacher(Teacher):
         removed = torch.zeros_like(chosen)
         chosen.scatter_(1, torch.where(labels == 1, clicked, num_labels), True)
         removed.scatter_(1, torch.where(labels == 0, clicked, num_labels), True)
-        selected = chosen & ~removed
-        selected[:, num_labels] = False  # the background is never part of a mask
-        masks = selected[:, image]  # (P, H, W)
+        chosen[:, num_labels] = False  # the background is never part of a mask
+        masks = (chosen & ~removed)[:, image]  # (P, H, W) parts chosen and not removed
+        split = chosen & removed  # parts under both a positive and a negative click: split between the clicks
+        split[:, num_labels] = False
+        if split.any():
+            masks |= split[:, image] & self._nearer_to_positive(points, labels, height, width)
         outputs = 3 if multimask_output else 1
+
         def low_res_logits() -> torch.Tensor:
             """Nearest-neighbour resampling to SAM's 256×256 low-resolution grid, as ±LOGIT logits."""
             rows_256 = (torch.arange(LOW_RES_SIZE) * height) // LOW_RES_SIZE
             columns_256 = (torch.arange(LOW_RES_SIZE) * width) // LOW_RES_SIZE
-            low_res = selected[:, image[rows_256][:, columns_256]]  # (P, 256, 256)
+            low_res = masks[:, rows_256][:, :, columns_256]  # (P, 256, 256)
             return torch.where(low_res, LOGIT, -LOGIT).unsqueeze(1).expand(-1, outputs, -1, -1)
 
         scores = masks.flatten(1).any(dim=1).float()

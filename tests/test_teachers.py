@@ -154,7 +154,7 @@ def test_a_click_selects_the_visible_pixels_of_its_part(boxes_view):
         torch.stack([centre(left), centre(left)]),  # one positive click (as the original's (v, v))
         torch.stack([centre(left), centre(right)]),  # second positive click: union
         torch.stack([centre(left), centre(right)]),  # positive + negative on the other part
-        torch.stack([centre(left), centre(left)]),  # positive + negative on the same part: nothing
+        torch.stack([centre(left), centre(left) + torch.tensor([0.0, 25.0])]),  # both on one part: split
         torch.stack([torch.tensor([2.0, 2.0])] * 2),  # background
     ])
     labels = torch.tensor([[1, 1], [1, 1], [1, 0], [1, 0], [1, 1]])
@@ -163,8 +163,12 @@ def test_a_click_selects_the_visible_pixels_of_its_part(boxes_view):
     assert torch.equal(masks[0], left)
     assert torch.equal(masks[1], left | right)
     assert torch.equal(masks[2], left)
-    assert not masks[3].any() and not masks[4].any()
-    assert prediction.scores[:, 0].tolist() == [1, 1, 1, 0, 0]
+    rows, columns = torch.meshgrid(torch.arange(224.0), torch.arange(224.0), indexing="ij")
+    (px, py), (nx, ny) = points[3].tolist()
+    nearer = (rows - py) ** 2 + (columns - px) ** 2 <= (rows - ny) ** 2 + (columns - nx) ** 2
+    assert torch.equal(masks[3], left & nearer) and 0 < masks[3].sum() < left.sum()
+    assert not masks[4].any()
+    assert prediction.scores[:, 0].tolist() == [1, 1, 1, 1, 0]
     assert torch.equal(prediction.masks[:, 1], masks) and torch.equal(prediction.masks[:, 2], masks)
     low = prediction.low_res_logits[0, 0]
     assert (low[left[::7, ::7].repeat_interleave(8, 0).repeat_interleave(8, 1)[:256, :256]] > 0).float().mean() > 0.9

@@ -63,7 +63,9 @@ MAX_SECOND_CLICKS = 5  # second-click candidates tried per (vertex, view) and ki
 REFINEMENT_STEPS = 6  # predictions with both clicks, each fed the previous best logits
 MAX_TRIES = 200  # counted view draws per per-click view slot before the last view is reused
 MAX_FACING_REDRAWS = 100_000  # safety bound on uncounted redraws of views facing away
-PROMPT_BATCH = 64  # prompts per teacher call
+#: prompts per teacher call: SAM's mask decoder copies the image embedding per prompt, and on a CPU small batches keep
+#: those copies in cache (4: ~63 ms a prompt with tiny SAM here, 32: ~88 ms); a GPU wants big batches
+PROMPT_BATCH = {"cpu": 4, "cuda": 64}
 VISIBILITY_BATCH = 16  # pool views rasterized per call when finding which vertices they show
 KIND_LETTERS = "spn"  # single, positive, negative in shard names
 
@@ -385,7 +387,7 @@ class _Generator:
     def predict(self, encoded, points: torch.Tensor, labels: torch.Tensor,
                 mask_input: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """Teacher predictions in batches of PROMPT_BATCH prompts (counted), reduced to what generation keeps.
+        """Teacher predictions in batches of PROMPT_BATCH prompts (counted calls), reduced to what generation keeps.
 
         Returns:
             masks: (P, H, W) bool, the kept output of each prompt (index 0, or the best-scoring with
@@ -394,8 +396,9 @@ class _Generator:
                 ignores mask inputs).
         """
         masks, scores, logits = [], [], []
-        for start in range(0, len(points), PROMPT_BATCH):
-            part = slice(start, start + PROMPT_BATCH)
+        batch = PROMPT_BATCH.get(self.mesh.vertices.device.type, 16)
+        for start in range(0, len(points), batch):
+            part = slice(start, start + batch)
             prediction = self.teacher.predict(encoded, points[part], labels[part],
                                               None if mask_input is None else mask_input[part])
             self.counters.prompt_calls += 1
