@@ -9,8 +9,8 @@ per click, as the original. See utils/decoder_data.py.
 """
 import argparse
 
-from utils.cli import add_device_argument, add_teacher_arguments, int_flag
-from utils.errors import InputError, run_cli
+from utils.cli import add_device_argument, add_teacher_arguments, int_flag, require
+from utils.errors import run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,9 +55,7 @@ def validate(args: argparse.Namespace) -> None:
         (args.single_click or args.second_positive or args.second_negative,
          "nothing to do: pass --single_click 1, --second_positive 1 and/or --second_negative 1"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise InputError(message)
+    require(checks)
 
 
 def main(argv=None) -> None:

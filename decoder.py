@@ -13,7 +13,7 @@ import argparse
 import os
 import time
 
-from utils.cli import add_device_argument, int_flag
+from utils.cli import add_device_argument, int_flag, require
 from utils.errors import InputError, run_cli
 
 
@@ -101,9 +101,7 @@ def train(args, mesh, features, device) -> None:
               (args.learning_rate > 0, f"--learning_rate must be > 0, got {args.learning_rate}"),
               (args.save_interval >= 1, f"--save_interval must be >= 1, got {args.save_interval}"),
               (0 < args.data_percentage <= 1, f"--data_percentage must be in (0, 1], got {args.data_percentage}")]
-    for ok, message in checks:
-        if not ok:
-            raise InputError(message)
+    require(checks)
     settings = decoder_settings(args)
     samples = load_decoder_samples(args.decoder_data_dir)
     manifest = load_json(DecoderData(args.decoder_data_dir).manifest, "decoder data manifest")

@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from utils.cli import add_device_argument, add_teacher_arguments, int_flag
+from utils.cli import add_device_argument, add_teacher_arguments, int_flag, require
 from utils.errors import InputError, run_cli
 
 
@@ -67,15 +67,13 @@ def validate(args: argparse.Namespace) -> None:
         (args.batch_size == 1, f"--batch_size must be 1 (as in the original), got {args.batch_size}"),
         (0 < args.data_percentage <= 1, f"--data_percentage must be in (0, 1], got {args.data_percentage}"),
         (args.n_classes == 256, f"--n_classes must be 256, the teacher's embedding channels, got {args.n_classes}"),
-        (args.depth >= 0 and args.width >= 1, f"--depth must be >= 0 and --width >= 1"),
+        (args.depth >= 0 and args.width >= 1, "--depth must be >= 0 and --width >= 1"),
         (args.learning_rate > 0, f"--learning_rate must be > 0, got {args.learning_rate}"),
         (args.frontview_std > 0, f"--frontview_std must be > 0, got {args.frontview_std}"),
         (args.radius > 1, f"--radius must be > 1 (the mesh fills the unit ball), got {args.radius}"),
         (args.sigma > 0, f"--sigma must be > 0, got {args.sigma}"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise InputError(message)
+    require(checks)
 
 
 def main(argv=None) -> None:

@@ -1,19 +1,16 @@
 """The decoder: attention maths by hand, symmetries, checkpoints in the original's layout, restricted training, the
 fast inference path, decoder.py's outputs and errors."""
 import math
-import os
 
-import numpy as np
 import pytest
 import torch
 
-import decoder
 from models.decoder_head import DecoderHead
 from models.decoder_predictor import DecoderPredictor
 from models.interactive_attention import InteractiveAttention
 from utils.clicks import click_suffix, parse_click, parse_clicks
 from utils.decoder_training import DecoderSettings, _checkpoint, batch_loss, load_decoder, load_features
-from utils.errors import InputError, run_cli
+from utils.errors import InputError
 from utils.mesh import mesh_from_arrays
 from utils.samples import Samples, pack_masks
 from utils.shapes import two_spheres

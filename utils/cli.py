@@ -29,3 +29,12 @@ def int_flag(value: str) -> int:
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer (0 or 1), got {value!r}") from None
+
+
+def require(checks) -> None:
+    """Raise InputError with the message of the first (condition, message) pair whose condition is false."""
+    from utils.errors import InputError
+
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)

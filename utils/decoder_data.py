@@ -95,6 +95,8 @@ class Counters:
     samples: List[int] = field(default_factory=lambda: [0, 0, 0])
 
     def summary(self) -> str:
+        if not self.image_encodings and not any(self.samples):
+            return "all requested samples were already there (nothing to do)"
         made = ", ".join(f"{count} {name}" for count, name in zip(self.samples, KIND_NAMES))
         return (f"{self.image_encodings} teacher image encodings, {self.prompt_calls} prompt calls "
                 f"({self.prompts} prompts); samples written: {made}")

@@ -19,6 +19,8 @@ from PIL import Image
 from utils.errors import InputError
 
 PathLike = Union[str, "os.PathLike[str]"]
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @contextmanager
@@ -33,6 +35,7 @@ def atomic_path(path: PathLike) -> Iterator[str]:
     os.close(handle)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(temporary, target)
     except BaseException:
         if os.path.exists(temporary):

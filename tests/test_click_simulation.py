@@ -1,0 +1,45 @@
+"""Simulated clicks land where a careful user would click, and the measures count what they should."""
+import numpy as np
+
+from utils.click_simulation import (
+    MeshGeometry,
+    area_iou,
+    face_prediction,
+    first_click,
+    next_click,
+    number_of_clicks,
+)
+from utils.shapes import cut_sphere
+
+
+def sphere():
+    vertices, faces, labels = cut_sphere(subdivisions=3)
+    return vertices, faces, labels == 1, MeshGeometry.build(vertices, faces)
+
+
+def test_the_first_click_is_the_targets_deepest_vertex():
+    vertices, faces, upper, geometry = sphere()
+    click = first_click(upper, geometry)
+    assert vertices[click, 1] > 0.95  # the top of the upper cap is farthest from the cut at y = 0
+
+
+def test_next_click_goes_to_the_largest_error_region_with_the_right_sign():
+    vertices, faces, upper, geometry = sphere()
+    centres = vertices[faces].mean(axis=1)
+    # predicted: the upper cap minus a region near +X, plus a small region below near −Z
+    prediction = upper & ~((centres[:, 0] > 0.5) & (centres[:, 1] > 0.2))
+    prediction |= (centres[:, 2] < -0.9) & (centres[:, 1] < 0)
+    vertex, positive = next_click(prediction, upper, geometry)
+    assert positive and vertices[vertex, 0] > 0.5 and vertices[vertex, 1] > 0.2  # inside the missed region
+    vertex, positive = next_click(upper & ~((centres[:, 2] < -0.9) & (centres[:, 1] > 0)) | (centres[:, 1] < -0.5),
+                                  upper, geometry)
+    assert not positive and vertices[vertex, 1] < -0.5  # the wrongly included bottom cap is the larger error
+    assert next_click(upper, upper, geometry) is None
+
+
+def test_face_prediction_iou_and_noc():
+    faces = np.array([[0, 1, 2], [1, 2, 3]])
+    assert face_prediction(np.array([0.9, 0.6, 0.3, 0.0]), faces).tolist() == [True, False]  # means 0.6, 0.3
+    areas = np.array([1.0, 3.0])
+    assert area_iou(np.array([True, False]), np.array([True, True]), areas) == 0.25
+    assert number_of_clicks([0.5, 0.82, 0.9], 0.8) == 2 and number_of_clicks([0.5, 0.6], 0.9, cap=20) == 20
