@@ -43,3 +43,22 @@ def test_face_prediction_iou_and_noc():
     areas = np.array([1.0, 3.0])
     assert area_iou(np.array([True, False]), np.array([True, True]), areas) == 0.25
     assert number_of_clicks([0.5, 0.82, 0.9], 0.8) == 2 and number_of_clicks([0.5, 0.6], 0.9, cap=20) == 20
+
+
+def test_clicks_go_to_inner_vertices_and_border_strips_are_skipped():
+    vertices, faces, labels = cut_sphere(subdivisions=3)
+    geometry = MeshGeometry.build(vertices, faces)
+    upper = labels == 1
+    # the faces of the lower half touching the cut: a strip one face wide along the target's border
+    on_cut = np.zeros(len(vertices), dtype=bool)
+    on_cut[faces[upper].ravel()] = True
+    strip = ~upper & on_cut[faces].any(axis=1)
+    assert next_click(upper | strip, upper, geometry) is None  # only the strip is wrong: nothing to click
+    centres = vertices[faces].mean(axis=1)
+    bottom = centres[:, 1] < -0.8
+    vertex, positive = next_click(upper | strip | bottom, upper, geometry)  # the smaller bottom cap is clickable
+    assert not positive and vertices[vertex, 1] < -0.8
+    around = faces[np.any(faces == vertex, axis=1)]
+    assert bottom[np.any(faces == vertex, axis=1)].all() and len(around) >= 3  # all faces around it are wrong
+    again, _ = next_click(upper | strip | bottom, upper, geometry, clicked=[vertex])
+    assert again != vertex

@@ -3,13 +3,15 @@
 A target is a set of faces (a ground-truth segment). The first click goes to the target's vertex farthest
 (geodesically, along mesh edges) from the target's border; each next click to the vertex farthest from the border of
 the largest (by area) error region of the current prediction — positive in a missed region, negative in a wrongly
-included one. Predictions are per face (a face is in when the mean of its vertices' probabilities is > 0.5) and IoU
+included one. Clicks go to inner vertices only (all faces around them in the region): a vertex on the border
+between the region and the rest belongs to both sides, and clicking it says nothing. Error regions without an inner vertex
+(strips one face wide along the target's border) are skipped; when only those are left, the simulation stops. Predictions are per face (a face is in when the mean of its vertices' probabilities is > 0.5) and IoU
 is area-weighted over faces.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sparse
@@ -26,13 +28,15 @@ class MeshGeometry:
 
     Attributes:
         faces: (F, 3) int vertex ids; areas: (F,) face areas; graph: (N, N) edge-length graph;
-        face_adjacency: (F, F) sparse, 1 between faces sharing an edge.
+        face_adjacency: (F, F) sparse, 1 between faces sharing an edge; vertex_faces: (N, F) sparse, 1 where a
+        vertex is a corner of a face.
     """
 
     faces: np.ndarray
     areas: np.ndarray
     graph: sparse.csr_matrix
     face_adjacency: sparse.csr_matrix
+    vertex_faces: sparse.csr_matrix
 
     @classmethod
     def build(cls, vertices: np.ndarray, faces: np.ndarray) -> "MeshGeometry":
@@ -44,8 +48,11 @@ class MeshGeometry:
         pairs = mesh.face_adjacency
         count = len(faces)
         adjacency = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
+        corners = np.asarray(faces).reshape(-1)
+        vertex_faces = sparse.csr_matrix((np.ones(len(corners)), (corners, np.repeat(np.arange(count), 3))),
+                                         shape=(len(vertices), count))
         return cls(np.asarray(faces), np.asarray(mesh.area_faces), edge_graph(vertices, faces),
-                   (adjacency + adjacency.T).tocsr())
+                   (adjacency + adjacency.T).tocsr(), vertex_faces)
 
     @property
     def num_vertices(self) -> int:
@@ -63,46 +70,65 @@ def area_iou(prediction: np.ndarray, target: np.ndarray, areas: np.ndarray) -> f
     return float(areas[prediction & target].sum() / union) if union > 0 else 1.0
 
 
-def deepest_vertex(region: np.ndarray, geometry: MeshGeometry) -> int:
-    """The vertex of a face region farthest (along edges) from the region's border.
+def inner_vertex(region: np.ndarray, geometry: MeshGeometry, exclude: Sequence[int] = ()) -> Optional[int]:
+    """The inner vertex of a face region farthest (along edges) from the region's border; None if it has none.
 
-    The border is every vertex that also belongs to a face outside the region; a region that is the whole mesh has
-    no border, and then its first vertex is returned.
+    The border is every vertex of the region that also belongs to a face outside it; the other vertices of the region
+    are inner: all faces around them are in the region, so a click there means the region and nothing else (a click
+    on a border vertex is as much a click on the other side). Vertices in ``exclude`` (clicked already: a second click
+    there would tell the segmenter nothing new) do not count. A region that is a whole connected piece of the mesh has
+    no border; its first vertex is taken.
     """
     inside = np.zeros(geometry.num_vertices, dtype=bool)
     inside[geometry.faces[region].ravel()] = True
     outside = np.zeros(geometry.num_vertices, dtype=bool)
     outside[geometry.faces[~region].ravel()] = True
+    inner = inside & ~outside
+    inner[np.asarray(exclude, dtype=np.int64)] = False
+    candidates = np.nonzero(inner)[0]
+    if len(candidates) == 0:
+        return None
     border = np.nonzero(inside & outside)[0]
-    candidates = np.nonzero(inside)[0]
     if len(border) == 0:
         return int(candidates[0])
-    distance = geodesic_distances(geometry.graph, border)
-    return int(candidates[np.argmax(distance[candidates])])
+    distance = geodesic_distances(geometry.graph, border)[candidates]
+    return int(candidates[np.argmax(distance)])
 
 
 def first_click(target: np.ndarray, geometry: MeshGeometry) -> int:
-    """The first click on a target: its vertex farthest from its border."""
-    return deepest_vertex(target, geometry)
+    """The first click on a target: its inner vertex farthest from its border (a target without inner vertices, a
+    strip one face wide: the vertex whose surrounding area lies most in it)."""
+    vertex = inner_vertex(target, geometry)
+    if vertex is not None:
+        return vertex
+    around = geometry.vertex_faces
+    share = (around @ (geometry.areas * target)) / np.maximum(around @ geometry.areas, 1e-30)
+    return int(np.argmax(share))
 
 
-def next_click(prediction: np.ndarray, target: np.ndarray, geometry: MeshGeometry) -> Optional[Tuple[int, bool]]:
-    """(vertex, positive) of the next click, in the largest error region; None when there is no error."""
-    best: Optional[Tuple[float, np.ndarray, bool]] = None
+def next_click(prediction: np.ndarray, target: np.ndarray, geometry: MeshGeometry,
+               clicked: Sequence[int] = ()) -> Optional[Tuple[int, bool]]:
+    """(vertex, positive) of the next click: the inner vertex farthest from the border (:func:`inner_vertex`) of the
+    largest error region (connected faces, by area) that has an inner vertex not clicked yet — positive in a missed
+    region, negative in a wrongly included one. None when no error region has one (no error left, or only strips
+    along the target's border that no vertex click can single out)."""
+    regions = []  # (area, faces, positive)
     for errors, positive in ((target & ~prediction, True), (prediction & ~target, False)):
         faces = np.nonzero(errors)[0]
         if len(faces) == 0:
             continue
         _, component = connected_components(geometry.face_adjacency[faces][:, faces], directed=False)
         areas = np.bincount(component, weights=geometry.areas[faces])
-        largest = int(np.argmax(areas))
-        if best is None or areas[largest] > best[0]:
-            region = np.zeros(len(target), dtype=bool)
-            region[faces[component == largest]] = True
-            best = (float(areas[largest]), region, positive)
-    if best is None:
-        return None
-    return deepest_vertex(best[1], geometry), best[2]
+        regions += [(float(area), faces[component == index], positive) for index, area in enumerate(areas)]
+    for _, faces, positive in sorted(regions, key=lambda r: -r[0]):
+        if len(faces) < 2:  # one face has no inner vertex
+            continue
+        region = np.zeros(len(target), dtype=bool)
+        region[faces] = True
+        vertex = inner_vertex(region, geometry, clicked)
+        if vertex is not None:
+            return vertex, positive
+    return None
 
 
 def number_of_clicks(ious, threshold: float, cap: int = NOC_CAP) -> int:

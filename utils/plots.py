@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from utils.io import atomic_path  # noqa: E402
 
 
-def _save(figure, path: str) -> None:
+def save_figure(figure, path: str) -> None:
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
@@ -33,7 +33,7 @@ def save_loss_plot(losses: Sequence[float], path: str, title: str, window: int =
     axis.set_ylabel("loss")
     axis.set_title(title)
     axis.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_feature_comparison(image: torch.Tensor, teacher: torch.Tensor, rendered: torch.Tensor,
@@ -68,7 +68,7 @@ def save_feature_comparison(image: torch.Tensor, teacher: torch.Tensor, rendered
         axis.imshow(picture, interpolation="nearest")
         axis.set_title(title)
         axis.axis("off")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_sample_preview(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], points: Sequence[np.ndarray],
@@ -89,7 +89,7 @@ def save_sample_preview(images: Sequence[np.ndarray], masks: Sequence[np.ndarray
         colours = ["lime" if s > 0 else "red" for s in sign]
         axis.scatter(point[:, 0], point[:, 1], c=colours, s=30, edgecolors="black", linewidths=0.5)
         axis.set_title(title, fontsize=8)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_image_grid(images: Sequence[np.ndarray], markers: Sequence[Sequence[tuple]], titles: Sequence[str],
@@ -104,4 +104,4 @@ def save_image_grid(images: Sequence[np.ndarray], markers: Sequence[Sequence[tup
         for x, y, positive in marks:
             axis.scatter([x], [y], c="lime" if positive else "red", s=40, edgecolors="black", linewidths=0.6)
         axis.set_title(title, fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)

@@ -1,0 +1,184 @@
+"""evaluate.py's parts on small synthetic labelled meshes: dataset layouts, targets, click simulation, bookkeeping,
+the random-walk segmenter, the human ceiling, and a whole run (no ../shared/data)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from utils.click_simulation import MeshGeometry, area_iou
+from utils.datasets import find_collection, psb_category
+from utils.errors import InputError
+from utils.evaluation import (
+    RandomWalkSegmenter,
+    human_ceiling,
+    ious_per_click,
+    segment_targets,
+    simulate_clicks,
+)
+from utils.evaluation_report import curve_metrics, summary_markdown
+from utils.shapes import cut_sphere, two_boxes
+
+
+def write_off(path, vertices, faces):
+    with open(path, "w") as handle:
+        handle.write(f"OFF\n{len(vertices)} {len(faces)} 0\n")
+        handle.writelines(f"{x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in vertices)
+        handle.writelines(f"3 {a} {b} {c}\n" for a, b, c in faces)
+
+
+def write_seg(path, labels):
+    with open(path, "w") as handle:
+        handle.writelines(f"{int(v)}\n" for v in labels)
+
+
+def make_psb(root, annotators=3):
+    """A PSB-layout folder: mesh 1 (two boxes) with ``annotators`` labellings, the first the boxes themselves."""
+    vertices, faces, labels = two_boxes(subdivisions=1)
+    os.makedirs(root / "off")
+    os.makedirs(root / "seg" / "1")
+    write_off(root / "off" / "1.off", vertices, faces)
+    for k in range(annotators):
+        # annotator 1 joins everything, annotator k ≥ 2 agrees with annotator 0
+        write_seg(root / "seg" / "1" / f"1_{k}.seg", labels if k != 1 else np.zeros_like(labels))
+    return vertices, faces, labels
+
+
+def make_coseg(root):
+    vertices, faces, labels = two_boxes(subdivisions=1)
+    os.makedirs(root / "shapes")
+    os.makedirs(root / "gt")
+    write_off(root / "shapes" / "7.off", vertices, faces)
+    write_seg(root / "gt" / "7.seg", labels + 1)  # COSEG counts from 1
+    write_off(root / "shapes" / "8.off", vertices, faces)  # no labels: not listed
+    return labels
+
+
+def test_both_dataset_layouts_are_detected(tmp_path):
+    make_psb(tmp_path / "psb", annotators=12)
+    psb = find_collection(str(tmp_path / "psb"))
+    assert psb.layout == "psb" and [m.mesh_id for m in psb.meshes] == ["1"]
+    assert psb.meshes[0].category == "Human" and psb_category("101") == "Chair" and psb_category("381") == "Fourleg"
+    assert [os.path.basename(p) for p in psb.meshes[0].annotations][:3] == ["1_0.seg", "1_1.seg", "1_2.seg"]
+    assert os.path.basename(psb.meshes[0].annotation(10)) == "1_10.seg"  # numeric, not text, order
+    labels = make_coseg(tmp_path / "chairs")
+    coseg = find_collection(str(tmp_path / "chairs"))
+    assert coseg.layout == "coseg" and coseg.name == "chairs" and [m.mesh_id for m in coseg.meshes] == ["7"]
+    from utils.mesh import load_face_labels
+
+    assert (load_face_labels(coseg.meshes[0].annotation(0), len(labels)) == labels + 1).all()
+    with pytest.raises(InputError, match="annotator"):
+        coseg.meshes[0].annotation(1)
+    with pytest.raises(InputError, match="no mesh 99"):
+        coseg.select(["99"])
+
+
+def test_bad_data_folders_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        find_collection(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="neither"):
+        find_collection(str(tmp_path / "empty"))
+    (tmp_path / "bare" / "off").mkdir(parents=True)
+    (tmp_path / "bare" / "seg").mkdir()
+    with pytest.raises(InputError, match="no mesh with labels"):
+        find_collection(str(tmp_path / "bare"))
+
+
+def test_targets_are_the_segments_of_at_least_two_percent_of_the_area():
+    areas = np.array([0.5, 0.3, 0.19, 0.01])
+    assert segment_targets(np.array([3, 1, 2, 0]), areas) == [1, 2, 3]  # label 0 covers 1 %
+    assert segment_targets(np.array([3, 1, 2, 0]), areas, min_share=0.25) == [1, 3]
+
+
+def test_simulated_clicks_start_inside_the_target_and_follow_the_errors():
+    vertices, faces, labels = cut_sphere(subdivisions=3)
+    geometry = MeshGeometry.build(vertices, faces)
+    upper = labels == 1
+    seen = []
+
+    def wrong_then_right(clicked, positive):
+        seen.append((list(clicked), list(positive)))
+        # first answer: the whole sphere (a false region below), then the exact target
+        return np.ones(len(faces), dtype=bool) if len(clicked) == 1 else upper
+
+    clicks = simulate_clicks(wrong_then_right, upper, geometry)
+    first = clicks[0].vertex
+    assert upper[np.any(faces == first, axis=1)].all()  # every face around the first click is in the target
+    assert [c.positive for c in clicks] == [True, False]  # then a negative click in the wrongly included half
+    assert vertices[clicks[1].vertex, 1] < -0.5  # deep in the lower half
+    assert np.isclose(clicks[0].iou, area_iou(np.ones(len(faces), bool), upper, geometry.areas))
+    assert clicks[1].iou == 1.0 and len(clicks) == 2  # exact: the simulation stops
+    assert seen[1] == ([first, clicks[1].vertex], [True, False])
+
+    never = simulate_clicks(lambda c, p: np.zeros(len(faces), dtype=bool), upper, geometry, cap=5)
+    assert len(never) == 5 and all(c.positive and c.iou == 0 for c in never)
+    assert len({c.vertex for c in never}) == 5  # a vertex is not clicked twice
+
+
+def test_iou_and_noc_bookkeeping_on_hand_made_curves():
+    early = ious_per_click([{"iou": 0.5}, {"iou": 1.0}], cap=20)
+    assert early.shape == (20,) and early[0] == 0.5 and (early[1:] == 1.0).all()  # an exact answer carries on
+    curves = np.array([ious_per_click([{"iou": v} for v in row]) for row in
+                       ([0.5, 0.82, 0.86, 0.91] + [0.95] * 16, [0.7] * 20)])
+    metrics = curve_metrics(curves)
+    assert metrics["iou@1"] == pytest.approx(0.6) and metrics["iou@3"] == pytest.approx(0.78)
+    assert metrics["iou@10"] == pytest.approx(0.825)
+    assert metrics["noc@80"] == pytest.approx((2 + 20) / 2) and metrics["noc@90"] == pytest.approx((4 + 20) / 2)
+    assert metrics["capped@85"] == 0.5
+
+
+def test_random_walk_segmenter_finds_the_clicked_box():
+    vertices, faces, labels = two_boxes(subdivisions=2)
+    geometry = MeshGeometry.build(vertices, faces)
+    segmenter = RandomWalkSegmenter(vertices, faces, geometry)
+    for part in (0, 1):
+        clicks = simulate_clicks(segmenter, labels == part, geometry, cap=3)
+        assert clicks[0].iou > 0.95
+    # the automatic background seed is on the other box, far from the click
+    click = int(faces[labels == 0][0][0])
+    assert labels[np.any(faces == segmenter.background_seed([click]), axis=1)].min() == 1
+
+
+def test_human_ceiling_is_the_best_matching_segment_of_each_other_annotator():
+    areas = np.ones(4)
+    target = np.array([True, True, False, False])
+    same = np.array([0, 0, 1, 1])
+    finer = np.array([0, 1, 2, 2])  # best: one face of two → 0.5
+    assert human_ceiling(target, [same, finer], areas) == pytest.approx(0.75)
+    assert np.isnan(human_ceiling(target, [], areas))
+
+
+def test_evaluate_writes_results_summary_and_plot_and_reuses_them(tmp_path, capsys):
+    import evaluate
+
+    make_psb(tmp_path / "psb", annotators=3)
+    out = tmp_path / "out"
+    arguments = ["--data", str(tmp_path / "psb"), "--out", str(out), "--methods", "random_walk", "--device", "cpu"]
+    evaluate.main(arguments)
+    results = json.loads((out / "results.json").read_text())
+    mesh = results["meshes"][0]
+    assert results["settings"]["layout"] == "psb" and mesh["mesh_id"] == "1" and mesh["category"] == "Human"
+    assert [t["label"] for t in mesh["targets"]] == [0, 1]
+    for target in mesh["targets"]:
+        assert target["clicks"]["random_walk"][0]["iou"] > 0.95 and target["clicks"]["random_walk"][0]["positive"]
+        assert target["human_ceiling"] == pytest.approx((0.5 + 1.0) / 2, abs=0.01)  # annotators 1 and 2
+    summary = (out / "summary.md").read_text()
+    assert "with a perfect 2D segmenter" in summary and "random walk" in summary and "Human ceiling" in summary
+    assert (out / "iou_vs_clicks.png").stat().st_size > 0
+    (record,) = (out / "meshes").iterdir()
+    before = record.stat().st_mtime_ns
+    evaluate.main(arguments)  # rerun: the mesh's record is reused, not recomputed
+    assert record.stat().st_mtime_ns == before
+    assert summary_markdown(results["meshes"], results["settings"]) == (out / "summary.md").read_text()
+
+
+def test_evaluate_reports_bad_arguments_in_one_line(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "evaluate.py", "--data", str(tmp_path / "nowhere"), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: data folder not found")
+    assert "Traceback" not in done.stderr

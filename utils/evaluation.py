@@ -1,0 +1,151 @@
+"""Click-based evaluation of a segmenter on one labelled mesh (DESIGN "Quality, measured"; evaluate.py).
+
+* :func:`segment_targets` — the ground-truth segments worth clicking: those covering ≥ ``MIN_TARGET_AREA`` of the
+  surface.
+* :func:`simulate_clicks` — up to ``NOC_CAP`` simulated clicks on one target with any segmenter (a function from
+  the clicks so far to a per-face prediction); see utils/click_simulation.py for where clicks go.
+* Segmenters: :class:`IsegSegmenter` (the trained decoder; a face is in when the mean of its vertices'
+  probabilities is > 0.5) and :class:`RandomWalkSegmenter` (Lai et al. 2008 with the same clicks).
+* :func:`human_ceiling` — how well other annotators' segments match a target: what people themselves agree on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from utils.click_simulation import NOC_CAP, MeshGeometry, area_iou, face_prediction, first_click, next_click
+from utils.mesh_graph import dihedral_weights, geodesic_distances, random_walk_segmentation
+
+MIN_TARGET_AREA = 0.02  # targets: segments covering at least this share of the surface area
+IOU_AT = (1, 2, 3, 5, 10)  # clicks at which mean IoU is reported
+NOC_THRESHOLDS = (0.80, 0.85, 0.90)
+
+#: a segmenter: (clicked vertices, positive flags) → (F,) bool face prediction
+Segmenter = Callable[[Sequence[int], Sequence[bool]], np.ndarray]
+
+
+def segment_targets(labels: np.ndarray, areas: np.ndarray, min_share: float = MIN_TARGET_AREA) -> List[int]:
+    """Labels of the segments whose faces cover at least ``min_share`` of the total area, in increasing order.
+
+    Args:
+        labels: (F,) int per-face labels; areas: (F,) face areas.
+    """
+    total = float(areas.sum())
+    values = np.unique(labels)
+    shares = {int(v): float(areas[labels == v].sum()) / total for v in values}
+    return [v for v in sorted(shares) if shares[v] >= min_share]
+
+
+@dataclass
+class Click:
+    """One simulated click and the prediction that followed: vertex, sign, area IoU, seconds the segmenter took."""
+
+    vertex: int
+    positive: bool
+    iou: float
+    seconds: float
+
+
+def simulate_clicks(segmenter: Segmenter, target: np.ndarray, geometry: MeshGeometry,
+                    cap: int = NOC_CAP) -> List[Click]:
+    """Click on ``target`` ((F,) bool) until ``cap`` clicks were made or no error region can be clicked.
+
+    The first click is the target's vertex farthest from its border; each next one goes to the largest error region
+    of the last prediction, on an inner vertex not clicked before (utils/click_simulation.py). Fewer than ``cap``
+    clicks come back when the prediction was exact or its errors were only strips along the target's border that no
+    vertex click can single out (:func:`ious_per_click` carries the last IoU forward).
+    """
+    vertices: List[int] = [first_click(target, geometry)]
+    positive: List[bool] = [True]
+    clicks: List[Click] = []
+    while True:
+        start = time.perf_counter()
+        prediction = segmenter(vertices, positive)
+        seconds = time.perf_counter() - start
+        clicks.append(Click(vertices[-1], positive[-1], area_iou(prediction, target, geometry.areas), seconds))
+        if len(clicks) == cap:
+            return clicks
+        following = next_click(prediction, target, geometry, vertices)
+        if following is None:
+            return clicks
+        vertices.append(following[0])
+        positive.append(following[1])
+
+
+def ious_per_click(clicks: Sequence[Dict[str, object]], cap: int = NOC_CAP) -> np.ndarray:
+    """(cap,) IoU after 1..cap clicks from a click record (dicts with "iou"); an early end carries its IoU on."""
+    ious = [float(c["iou"]) for c in clicks][:cap]
+    if not ious:
+        raise ValueError("a target without clicks")
+    return np.asarray(ious + [ious[-1]] * (cap - len(ious)))
+
+
+def click_records(clicks: Sequence[Click]) -> List[Dict[str, object]]:
+    """JSON-ready dicts of clicks (IoU and seconds rounded to 5 decimals)."""
+    return [{**asdict(c), "iou": round(c.iou, 5), "seconds": round(c.seconds, 5)} for c in clicks]
+
+
+class IsegSegmenter:
+    """The decoder as a segmenter: a face is in when the mean of its vertices' probabilities is > 0.5.
+
+    Args:
+        predictor: a models.decoder_predictor.DecoderPredictor of the mesh; faces: (F, 3) int vertex ids.
+    """
+
+    def __init__(self, predictor, faces: np.ndarray) -> None:
+        self.predictor, self.faces = predictor, faces
+
+    def __call__(self, vertices: Sequence[int], positive: Sequence[bool]) -> np.ndarray:
+        probability = self.predictor.predict(torch.as_tensor(list(vertices)), torch.as_tensor(list(positive)))
+        return face_prediction(probability.cpu().numpy(), self.faces)
+
+
+class RandomWalkSegmenter:
+    """Random-walk segmentation (Lai et al. 2008) from the same clicks.
+
+    Seeds are faces: a clicked vertex seeds every face around it (positive clicks foreground, negative ones
+    background). While there is no negative click, the vertex geodesically farthest from the positive clicks seeds
+    the background: a random walk needs both kinds of seeds, and that vertex is the least likely to be meant.
+    A face is in when its probability of reaching a foreground seed first is > 0.5.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, geometry: MeshGeometry) -> None:
+        self.weights = dihedral_weights(vertices, faces)
+        self.geometry = geometry
+
+    def faces_of(self, vertices: Sequence[int]) -> np.ndarray:
+        """The faces around some vertices (sorted face ids)."""
+        if len(vertices) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(self.geometry.vertex_faces[np.asarray(vertices)].indices)
+
+    def background_seed(self, positive_vertices: Sequence[int]) -> int:
+        """The vertex farthest along edges from the positive clicks (one they cannot reach, if there is one)."""
+        return int(np.argmax(geodesic_distances(self.geometry.graph, list(positive_vertices))))
+
+    def __call__(self, vertices: Sequence[int], positive: Sequence[bool]) -> np.ndarray:
+        foreground = [v for v, p in zip(vertices, positive) if p]
+        background = [v for v, p in zip(vertices, positive) if not p]
+        if not background:
+            background = [self.background_seed(foreground)]
+        probability = random_walk_segmentation(self.weights, self.faces_of(foreground), self.faces_of(background))
+        return probability > 0.5
+
+
+def human_ceiling(target: np.ndarray, other_annotations: Sequence[np.ndarray], areas: np.ndarray) -> float:
+    """Mean over other annotators of the best area IoU that any one of their segments reaches with ``target``.
+
+    Args:
+        target: (F,) bool; other_annotations: (F,) int labels of each other annotator; areas: (F,).
+    Returns:
+        nan when there is no other annotator.
+    """
+    if not other_annotations:
+        return float("nan")
+    best = [max(area_iou(labels == value, target, areas) for value in np.unique(labels[target]))
+            for labels in other_annotations]
+    return float(np.mean(best))

@@ -1,0 +1,155 @@
+"""What evaluate.py reports: the summary table (``summary.md``) and the IoU-against-clicks plot, from per-mesh
+records.
+
+A mesh record (one JSON per mesh, all of them together in ``results.json``)::
+
+    {"collection", "mesh_id", "category", "num_vertices", "num_faces", "annotator", "teacher", "profile",
+     "timings": {stage: seconds, "simulation_<method>": seconds},
+     "targets": [{"label", "area_share", "human_ceiling", "clicks": {method: [{"vertex", "positive", "iou",
+                                                                               "seconds"}, ...]}}]}
+
+or, for a mesh that could not be evaluated, ``{"collection", "mesh_id", "category", "error"}``.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from utils.click_simulation import NOC_CAP, number_of_clicks
+from utils.evaluation import IOU_AT, NOC_THRESHOLDS, ious_per_click
+
+METHOD_NAMES = {"iseg": "iSeg", "random_walk": "random walk (Lai et al. 2008)"}
+
+
+def method_curves(records: Sequence[Dict]) -> Dict[str, np.ndarray]:
+    """Per method: (targets, NOC_CAP) IoU after 1..NOC_CAP clicks, all evaluated meshes' targets stacked."""
+    curves: Dict[str, List[np.ndarray]] = defaultdict(list)
+    for record in records:
+        for target in record.get("targets", []):
+            for method, clicks in target["clicks"].items():
+                curves[method].append(ious_per_click(clicks))
+    return {method: np.stack(rows) for method, rows in curves.items()}
+
+
+def curve_metrics(curves: np.ndarray) -> Dict[str, float]:
+    """Mean IoU@k (k in IOU_AT), mean NoC@t and the share of targets that hit the cap without reaching t."""
+    metrics: Dict[str, float] = {f"iou@{k}": float(curves[:, k - 1].mean()) for k in IOU_AT}
+    for threshold in NOC_THRESHOLDS:
+        counts = np.array([number_of_clicks(row, threshold) for row in curves])
+        reached = np.array([bool((row >= threshold).any()) for row in curves])
+        tag = int(round(threshold * 100))
+        metrics[f"noc@{tag}"] = float(counts.mean())
+        metrics[f"capped@{tag}"] = float((~reached).mean())
+    return metrics
+
+
+def _format(value: float, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> str:
+    """The whole summary.md text."""
+    evaluated = [r for r in records if "targets" in r]
+    failed = [r for r in records if "error" in r]
+    lines = [f"# iSeg evaluation — {settings['data']}", ""]
+    teacher = settings["teacher"]
+    if teacher == "label":
+        lines += ["**Teacher: label** — the 2D teacher answers with the annotator's ground-truth part masks, so these "
+                  "figures are the pipeline's *ceiling* with a perfect 2D segmenter (what is lost on the way: "
+                  "views, feature resolution, training budget, click generalisation), not SAM's quality.", ""]
+    else:
+        lines += [f"**Teacher: SAM ({settings.get('SAM')})**.", ""]
+    lines += [f"Profile `{settings['profile']}`, annotator {settings['annotator']}, seed {settings['seed']}; "
+              f"{len(evaluated)} meshes evaluated" + (f", {len(failed)} failed" if failed else "") + ", "
+              f"{sum(len(r['targets']) for r in evaluated)} targets (segments ≥ 2 % of the area); up to {NOC_CAP} "
+              f"clicks each. IoU is area-weighted over faces; iSeg's face is in when the mean of its vertices' "
+              f"probabilities is > 0.5. Random walk: Lai et al. 2008 on dihedral-angle weighted face adjacency, seeds "
+              f"= the faces around clicked vertices; with no negative click yet, the vertex geodesically farthest from "
+              f"the positive clicks is the background seed.", ""]
+    curves = method_curves(evaluated)
+    if curves:
+        lines += _overall_table(curves)
+        lines += _category_table(evaluated)
+    ceiling = [t["human_ceiling"] for r in evaluated for t in r["targets"]
+               if t.get("human_ceiling") is not None and not math.isnan(t["human_ceiling"])]
+    if ceiling:
+        lines += ["## Human ceiling", "",
+                  f"For each target of annotator {settings['annotator']}, the best IoU any one segment of each other "
+                  f"annotator reaches with it, averaged over annotators and then over targets: "
+                  f"**{np.mean(ceiling):.3f}** ({len(ceiling)} targets) — how much people themselves agree on these parts.", ""]
+    lines += _timing_table(evaluated)
+    if failed:
+        lines += ["## Not evaluated", ""] + [f"- {r['collection']}/{r['mesh_id']}: {r['error']}" for r in failed] + [""]
+    return "\n".join(lines)
+
+
+def _overall_table(curves: Dict[str, np.ndarray]) -> List[str]:
+    tags = [int(round(t * 100)) for t in NOC_THRESHOLDS]
+    header = (["method", "targets"] + [f"IoU@{k}" for k in IOU_AT] + [f"NoC@{t}" for t in tags]
+              + [f"≥{NOC_CAP} @{t}" for t in tags])
+    lines = ["## All targets", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, curve in curves.items():
+        metrics = curve_metrics(curve)
+        row = ([METHOD_NAMES.get(method, method), str(len(curve))]
+               + [_format(metrics[f"iou@{k}"]) for k in IOU_AT] + [_format(metrics[f"noc@{t}"], 2) for t in tags]
+               + [f"{100 * metrics[f'capped@{t}']:.0f} %" for t in tags])
+        lines.append("| " + " | ".join(row) + " |")
+    return lines + ["", f"NoC@t: clicks until IoU ≥ t ({NOC_CAP} when never); ≥{NOC_CAP}: share of targets that "
+                        f"never reached t in {NOC_CAP} clicks.", ""]
+
+
+def _category_table(records: Sequence[Dict]) -> List[str]:
+    by_category: Dict[str, List[Dict]] = defaultdict(list)
+    for record in records:
+        by_category[record["category"]].append(record)
+    methods = list(method_curves(records))
+    header = ["category", "meshes", "targets"] + [f"{METHOD_NAMES.get(m, m).split(' ')[0]} {s}" for m in methods
+                                                  for s in ("IoU@1", "IoU@3", "NoC@85")]
+    lines = ["## Per category", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for category in sorted(by_category):
+        group = by_category[category]
+        curves = method_curves(group)
+        row = [category, str(len(group)), str(sum(len(r["targets"]) for r in group))]
+        for method in methods:
+            metrics = curve_metrics(curves[method])
+            row += [_format(metrics["iou@1"]), _format(metrics["iou@3"]), _format(metrics["noc@85"], 1)]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def _timing_table(records: Sequence[Dict]) -> List[str]:
+    stages: Dict[str, List[float]] = defaultdict(list)
+    for record in records:
+        for stage, seconds in record.get("timings", {}).items():
+            stages[stage].append(float(seconds))
+    if not stages:
+        return []
+    lines = ["## Time", "", "Seconds per mesh when the stage ran (stages reused from an earlier run are not counted).",
+             "", "| stage | meshes | mean s | max s | total min |", "|---|---|---|---|---|"]
+    for stage, values in stages.items():
+        lines.append(f"| {stage} | {len(values)} | {np.mean(values):.1f} | {np.max(values):.1f} | "
+                     f"{np.sum(values) / 60:.1f} |")
+    return lines + [""]
+
+
+def save_iou_plot(records: Sequence[Dict], path: str, title: str) -> None:
+    """Mean IoU against the number of clicks, one line per method."""
+    from utils.plots import plt, save_figure
+
+    curves = method_curves([r for r in records if "targets" in r])
+    figure, axis = plt.subplots(figsize=(6, 4))
+    clicks = np.arange(1, NOC_CAP + 1)
+    for method, curve in curves.items():
+        axis.plot(clicks, curve.mean(axis=0), marker="o", markersize=3,
+                  label=f"{METHOD_NAMES.get(method, method)} ({len(curve)} targets)")
+    axis.set_xlabel("clicks")
+    axis.set_ylabel("mean IoU (area-weighted)")
+    axis.set_xticks([1, 2, 3, 5, 10, 15, 20])
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.set_title(title)
+    axis.legend(loc="lower right")
+    save_figure(figure, path)

@@ -1,0 +1,132 @@
+"""evaluate.py's run over a collection: per mesh, train (utils/evaluation_pipeline.py), simulate clicks per target
+with each method (utils/evaluation.py), write the mesh's record; then results.json, summary.md and the plot
+(utils/evaluation_report.py). A mesh whose record exists is not evaluated again.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Dict, List
+
+import numpy as np
+from tqdm import tqdm
+
+from utils.click_simulation import MeshGeometry
+from utils.datasets import LabelledMesh, find_collection
+from utils.errors import InputError
+from utils.evaluation import (
+    IsegSegmenter,
+    RandomWalkSegmenter,
+    click_records,
+    human_ceiling,
+    segment_targets,
+    simulate_clicks,
+)
+from utils.evaluation_pipeline import PROFILES, MeshWorkspace, train_mesh
+from utils.io import load_json, save_json, save_text
+from utils.mesh import load_face_labels, load_mesh
+from utils.runtime import resolve_device
+
+
+class EvaluationRun:
+    """One ``evaluate.py`` invocation (its parsed arguments)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.collection = find_collection(args.data)
+        self.entries = self.collection.select(args.meshes)
+        self.profile = PROFILES[args.profile]
+        self.device = resolve_device(args.device)
+        self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.SAM}"
+        self.settings: Dict[str, object] = {
+            "data": os.path.abspath(args.data), "layout": self.collection.layout, "teacher": args.teacher,
+            "SAM": args.SAM if args.teacher == "sam" else None, "profile": args.profile,
+            "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
+        self._sam = None
+        if args.teacher == "sam":
+            from models.sam_teacher import SamTeacher
+
+            self._sam = SamTeacher.build(args.SAM, args.sam_checkpoint, self.device, args.seed)
+
+    def record_path(self, entry: LabelledMesh) -> str:
+        tag = f"{self.teacher_tag}_{self.args.profile}_a{self.args.annotator}_s{self.args.seed}"
+        return os.path.join(self.args.out, "meshes", f"{self.collection.name}_{entry.mesh_id}_{tag}.json")
+
+    def run(self) -> List[str]:
+        records = []
+        bar = tqdm(self.entries, desc="meshes", unit="mesh")
+        for entry in bar:
+            bar.set_postfix(mesh=entry.mesh_id)
+            path = self.record_path(entry)
+            if os.path.exists(path):
+                records.append(load_json(path, "mesh evaluation record"))
+                continue
+            try:
+                record = self.evaluate_mesh(entry)
+            except InputError as err:
+                record = {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
+                          "error": str(err)}
+                tqdm.write(f"mesh {entry.mesh_id}: not evaluated: {err}")
+            if "error" not in record or "annotator" in record.get("error", ""):
+                save_json(record, path)  # a record of a mesh that lacks the annotator is final, too
+            records.append(record)
+        return self.write_reports(records)
+
+    def write_reports(self, records: List[Dict]) -> List[str]:
+        from utils.evaluation_report import save_iou_plot, summary_markdown
+
+        out = self.args.out
+        results = os.path.join(out, "results.json")
+        summary = os.path.join(out, "summary.md")
+        plot = os.path.join(out, "iou_vs_clicks.png")
+        save_json({"settings": self.settings, "meshes": records}, results)
+        save_text(summary_markdown(records, self.settings), summary)
+        save_iou_plot(records, plot, f"{self.collection.name}: {self.teacher_tag} teacher, {self.args.profile}")
+        return [results, summary, plot]
+
+    def evaluate_mesh(self, entry: LabelledMesh) -> Dict:
+        """Train on one mesh (or reuse its stages) and simulate clicks on each of its targets."""
+        args = self.args
+        mesh = load_mesh(entry.mesh_path)
+        labels_path = entry.annotation(args.annotator)
+        labels = load_face_labels(labels_path, mesh.num_faces)
+        if self._sam is not None:
+            teacher = self._sam
+        else:
+            from models.build_teacher import build_teacher
+
+            teacher = build_teacher("label", mesh, self.device, labels=labels_path)
+        workspace = MeshWorkspace(os.path.join(args.out, "work", self.collection.name, entry.mesh_id,
+                                               f"{self.teacher_tag}_{args.profile}_a{args.annotator}_s{args.seed}"))
+        timings: Dict[str, float] = {}
+        predictor = train_mesh(mesh, teacher, workspace, self.profile, args.seed, self.device,
+                               args.keep_stage_data) if "iseg" in args.methods else None
+        timings.update(workspace.load_timings())
+
+        vertices, faces = mesh.vertices.cpu().numpy().astype(np.float64), mesh.faces.cpu().numpy()
+        geometry = MeshGeometry.build(vertices, faces)
+        segmenters = {}
+        if predictor is not None:
+            segmenters["iseg"] = IsegSegmenter(predictor, faces)
+        if "random_walk" in args.methods:
+            segmenters["random_walk"] = RandomWalkSegmenter(vertices, faces, geometry)
+        others = [load_face_labels(path, mesh.num_faces) for k, path in enumerate(entry.annotations)
+                  if k != args.annotator]
+        total_area = float(geometry.areas.sum())
+        targets = []
+        spent = {name: 0.0 for name in segmenters}
+        for label in segment_targets(labels, geometry.areas):
+            target = labels == label
+            clicks = {}
+            for name, segmenter in segmenters.items():
+                start = time.perf_counter()
+                clicks[name] = click_records(simulate_clicks(segmenter, target, geometry))
+                spent[name] += time.perf_counter() - start
+            targets.append({"label": int(label), "area_share": round(float(geometry.areas[target].sum()) / total_area,
+                                                                     5),
+                            "human_ceiling": human_ceiling(target, others, geometry.areas), "clicks": clicks})
+        timings.update({f"simulation_{name}": round(seconds, 2) for name, seconds in spent.items()})
+        return {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
+                "num_vertices": mesh.num_vertices, "num_faces": mesh.num_faces, "annotator": args.annotator,
+                "teacher": self.teacher_tag, "profile": args.profile, "timings": timings, "targets": targets}
