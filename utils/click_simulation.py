@@ -4,9 +4,10 @@ A target is a set of faces (a ground-truth segment). The first click goes to the
 (geodesically, along mesh edges) from the target's border; each next click to the vertex farthest from the border of
 the largest (by area) error region of the current prediction — positive in a missed region, negative in a wrongly
 included one. Clicks go to inner vertices only (all faces around them in the region): a vertex on the border
-between the region and the rest belongs to both sides, and clicking it says nothing. Error regions without an inner vertex
-(strips one face wide along the target's border) are skipped; when only those are left, the simulation stops. Predictions are per face (a face is in when the mean of its vertices' probabilities is > 0.5) and IoU
-is area-weighted over faces.
+between the region and the rest belongs to both sides, and clicking it says nothing. Error regions without an inner
+vertex (strips one face wide along the target's border) are skipped; when only those are left, the simulation
+stops. Predictions are per face (a face is in when the mean of its vertices' probabilities is > 0.5) and IoU is
+area-weighted over faces.
 """
 from __future__ import annotations
 
