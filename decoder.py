@@ -40,10 +40,13 @@ def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(description: str = __doc__, interactive: bool = False) -> argparse.ArgumentParser:
+    """decoder.py's flags; ``interactive``: interactive.py's — the same without --seed and --mode (reference §3.4),
+    those it does not use accepted without effect."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_decoder_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seeds training (initialisation and sample order)")
+    if not interactive:
+        parser.add_argument("--seed", type=int, default=0, help="seeds training (initialisation and sample order)")
     parser.add_argument("--decoder_data_dir", default="./data/hammer/decoder_data", help="samples of data_generation")
     parser.add_argument("--use_positive_click", type=int_flag, default=0, help="1: train on second-positive samples")
     parser.add_argument("--use_negative_click", type=int_flag, default=0, help="1: train on second-negative samples")
@@ -55,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--learning_rate", type=float, default=1e-4, help="Adam learning rate")
     parser.add_argument("--num_epochs", type=int, default=5, help="passes over the samples")
     parser.add_argument("--save_interval", type=int, default=100, help="checkpoint every N batches")
-    parser.add_argument("--mode", default="test", choices=["train", "test"], help="train or test (default)")
+    if not interactive:
+        parser.add_argument("--mode", default="test", choices=["train", "test"], help="train or test (default)")
     parser.add_argument("--select_vertices", nargs="+", default=["0"],
                         help="clicks: 5141 (positive), -10795 (negative), p<i> / n<i> (n0: negative on vertex 0)")
     parser.add_argument("--show_seg", type=int_flag, default=1, help="0: write the mesh in the base colour only")
@@ -79,7 +83,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--use_data_parallel", type=int_flag, default=0,
                         help="accepted; no effect (training uses one device)")
     parser.add_argument("--show", type=int_flag, default=0, help="accepted; no effect (no windows are opened)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def decoder_settings(args: argparse.Namespace):

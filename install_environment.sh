@@ -15,4 +15,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -r requirements.txt
+# interactive.py's page draws with three.js, installed from the npm registry (pinned in web/package-lock.json)
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix web --no-audit --no-fund --loglevel=error
+else
+  echo "warning: npm not found: interactive.py's page needs it (install Node.js, then rerun this script)" >&2
+fi
 .venv/bin/python -c 'import torch, torchvision, segment_anything, trimesh; print(f"ready: torch {torch.__version__}, torchvision {torchvision.__version__}, CUDA available: {torch.cuda.is_available()}")'

@@ -1,0 +1,134 @@
+"""interactive.py's web server (standard library only): the page, three.js from ``web/node_modules`` (installed from
+the npm registry by install_environment.sh), and a small JSON API over an :class:`InteractiveSession`.
+
+    GET  /                      the page (web/index.html, web/app.js, web/style.css)
+    GET  /vendor/<file>         three.js's build files; /vendor/addons/<path> its examples/jsm modules
+    GET  /api/mesh              {"vertices": [x0, y0, z0, …], "faces": [a0, b0, c0, …], "colours": …}
+    POST /api/predict           {"clicks": [[vertex, positive], …]} → {"probability": [...], "seconds", …}
+    POST /api/export            {"clicks", "otsu", "segment", "format"} → {"paths": {...}, "selected_faces"}
+
+A malformed request gets HTTP 400 with {"error": "<one line>"}; the server keeps serving. Decoder calls are
+serialised by a lock (one model, one CPU/GPU).
+"""
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Dict, Optional, Tuple
+
+from utils.errors import InputError
+from utils.interactive_session import InteractiveSession, RequestError
+
+WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
+THREE_DIR = os.path.join(WEB_DIR, "node_modules", "three")
+PAGE_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
+MAX_BODY = 1 << 20  # bytes of a request body
+
+
+def check_web_assets() -> None:
+    """InputError if three.js is not installed (install_environment.sh runs ``npm ci`` in web/)."""
+    if not os.path.isfile(os.path.join(THREE_DIR, "build", "three.module.js")):
+        raise InputError(f"three.js is missing ({THREE_DIR}): run `bash install_environment.sh` (it needs npm) or "
+                         f"`npm ci --prefix web`")
+
+
+def _inside(root: str, relative: str) -> Optional[str]:
+    """The file ``root/relative`` if it exists and does not leave ``root``, else None."""
+    path = os.path.realpath(os.path.join(root, relative.lstrip("/")))
+    if path.startswith(os.path.realpath(root) + os.sep) and os.path.isfile(path):
+        return path
+    return None
+
+
+def make_handler(session: InteractiveSession, quiet: bool = True) -> type:
+    lock = threading.Lock()
+    mesh_json: Dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "iSeg"
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
+            if not quiet:
+                super().log_message(format, *args)
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, payload: object) -> None:
+            self._send(status, json.dumps(payload).encode(), "application/json")
+
+        def _file(self, path: Optional[str]) -> None:
+            if path is None:
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"not found: {self.path}"})
+                return
+            kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+            if path.endswith(".js"):
+                kind = "text/javascript"
+            with open(path, "rb") as handle:
+                self._send(HTTPStatus.OK, handle.read(), kind)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            route = self.path.split("?", 1)[0]
+            if route in PAGE_FILES:
+                self._file(_inside(WEB_DIR, PAGE_FILES[route]))
+            elif route.startswith("/vendor/addons/"):
+                self._file(_inside(os.path.join(THREE_DIR, "examples", "jsm"), route[len("/vendor/addons/"):]))
+            elif route.startswith("/vendor/"):
+                self._file(_inside(os.path.join(THREE_DIR, "build"), route[len("/vendor/"):]))
+            elif route == "/api/mesh":
+                if "body" not in mesh_json:
+                    mesh_json["body"] = json.dumps(session.mesh_payload()).encode()
+                self._send(HTTPStatus.OK, mesh_json["body"], "application/json")
+            else:
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"not found: {route}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            routes: Dict[str, Callable[[object], Dict[str, object]]] = {
+                "/api/predict": session.predict_request, "/api/export": session.export_request}
+            route = self.path.split("?", 1)[0]
+            if route not in routes:
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"not found: {route}"})
+                return
+            status, payload = self._answer(routes[route])
+            self._json(status, payload)
+
+        def _answer(self, action: Callable[[object], Dict[str, object]]) -> Tuple[int, Dict[str, object]]:
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                return HTTPStatus.BAD_REQUEST, {"error": "bad Content-Length"}
+            if not 0 < length <= MAX_BODY:
+                return HTTPStatus.BAD_REQUEST, {"error": f"the request body must have 1 to {MAX_BODY} bytes"}
+            try:
+                body = json.loads(self.rfile.read(length))
+            except (ValueError, UnicodeDecodeError):
+                return HTTPStatus.BAD_REQUEST, {"error": "the request body is not JSON"}
+            try:
+                with lock:
+                    return HTTPStatus.OK, action(body)
+            except RequestError as err:
+                return HTTPStatus.BAD_REQUEST, {"error": str(err)}
+            except InputError as err:
+                return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(err)}
+
+    return Handler
+
+
+def make_server(session: InteractiveSession, host: str = "127.0.0.1", port: int = 8000,
+                quiet: bool = True) -> ThreadingHTTPServer:
+    """A server bound to (host, port) (port 0: any free port); call ``serve_forever()`` on it."""
+    try:
+        server = ThreadingHTTPServer((host, port), make_handler(session, quiet))
+    except OSError as err:
+        raise InputError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    server.daemon_threads = True
+    return server
