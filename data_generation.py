@@ -40,6 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="views drawn once and shared by all clicks (each encoded once); 0 = a view per click")
     parser.add_argument("--mask_select", default="first", choices=["first", "best"],
                         help="which of the teacher's 3 masks to keep: first (the original) or best-scoring")
+    parser.add_argument("--negative_outside", type=int_flag, default=0,
+                        help="1: also second negative clicks outside the first click's mask that leave it unchanged "
+                             "(not in the original; teaches that a negative click elsewhere keeps the segment)")
     add_teacher_arguments(parser)
     add_device_argument(parser)
     return parser.parse_args(argv)
@@ -71,7 +74,8 @@ def main(argv=None) -> None:
     mesh = load_mesh(args.obj_path).to(device)
     teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed)
     settings = GenerationSettings(args.seed, args.percentage, args.n_views, args.view_pool, args.render_res,
-                                  args.radius, tuple(args.background), args.mask_select)
+                                  args.radius, tuple(args.background), args.mask_select,
+                                  negative_outside=bool(args.negative_outside))
     kinds = [kind for kind, on in ((KIND_SINGLE, args.single_click), (KIND_POSITIVE, args.second_positive),
                                    (KIND_NEGATIVE, args.second_negative)) if on]
     counters = generate_decoder_data(mesh, teacher, args.decoder_data_dir, settings, kinds, bool(args.overwrite))

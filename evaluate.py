@@ -15,7 +15,7 @@ Writes to --out: results.json (every mesh, target and click), summary.md, iou_vs
 """
 import argparse
 
-from utils.cli import add_device_argument, require
+from utils.cli import add_device_argument, int_flag, require
 from utils.errors import run_cli
 
 
@@ -35,6 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="whose labels are the targets (PSB has several annotators per mesh; COSEG one)")
     parser.add_argument("--methods", nargs="+", default=["iseg", "random_walk"], choices=["iseg", "random_walk"],
                         help="segmenters to evaluate (default both)")
+    parser.add_argument("--negative_outside", type=int_flag, default=0,
+                        help="1: decoder data also with negative clicks outside the first click's segment "
+                             "(data_generation.py --negative_outside; not in the original)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
     parser.add_argument("--SAM", default="vit_h", choices=SAM_TYPES, help="SAM model for --teacher sam")
     parser.add_argument("--sam_checkpoint", default=None, help="SAM checkpoint (default: SAM_repo/model_checkpoints/)")

@@ -9,6 +9,11 @@ than half the farthest such candidate — with the original's refinement chain (
 logits as mask input, then six predictions with both clicks, each fed the previous best logits); a candidate's mask is
 kept if its IoU with the single-click mask is ≤ 0.9 and it grew (positive) or shrank (negative).
 
+``negative_outside`` (``--negative_outside 1``; not in the original): also up to 5 second negative clicks *outside* the
+mask, kept when the mask stays as it was (IoU > 0.9). The original's rules only ever show the decoder negative clicks
+inside the first click's segment; a user's corrections are mostly negative clicks on a neighbouring part that the
+segment spilled into, which must remove that part and keep the rest (README "Evaluation" for what this changes).
+
 Where views come from (DESIGN difference 2):
 
 * ``view_pool K > 0`` (default 1000): K views are drawn once from the original's distribution (elevation uniform in
@@ -83,6 +88,7 @@ class GenerationSettings:
     background: Tuple[float, float, float] = (1.0, 1.0, 1.0)
     mask_select: str = "first"
     views_per_shard: int = 25  # pool views (or, per-click, vertices) per shard
+    negative_outside: bool = False  # also "unchanged" second negatives outside the mask (not in the original)
 
 
 @dataclass
@@ -169,7 +175,8 @@ def generate_decoder_data(mesh: Mesh, teacher: Teacher, root: str, settings: Gen
     fps_count = max(1, round(settings.percentage * mesh.num_vertices))
     _prepare_folder(data, {"mesh": mesh_signature(mesh), "num_vertices": mesh.num_vertices,
                            "teacher": teacher.description, "num_fps_vertices": fps_count,
-                           **{k: v for k, v in asdict(settings).items() if k != "views_per_shard"}}, overwrite)
+                           **{k: v for k, v in asdict(settings).items() if k != "views_per_shard"
+                              and not (k == "negative_outside" and not v)}}, overwrite)  # older folders stay valid
     started = time.time()
     if os.path.exists(data.fps):
         fps = load_torch(data.fps, "sampled vertices")
@@ -331,23 +338,27 @@ class _Generator:
         """Second positive (outside the mask, must grow) or negative (inside, must shrink) clicks (§8.3-§8.4)."""
         settings = self.settings
         pixel_columns, pixel_rows = points[:, 0].long(), points[:, 1].long()
-        pairs: List[Tuple[int, int]] = []  # (row in firsts, fps position of the second click)
+        pairs: List[Tuple[int, int, bool]] = []  # (row in firsts, fps position of the second click, outside)
+        # --negative_outside: negative clicks outside the mask too, kept when they leave it unchanged
+        sides = (False, True) if kind == KIND_NEGATIVE and settings.negative_outside else (False,)
         for row, a in enumerate(firsts.tolist()):
             if scores[row] < SCORE_THRESHOLD:
                 continue
             inside = masks[row][pixel_rows, pixel_columns]  # (k,) is each sampled vertex's pixel in the mask
-            candidate = visible & (inside if kind == KIND_NEGATIVE else ~inside)
-            candidate[a] = False
-            options = candidate.nonzero(as_tuple=True)[0]
-            if len(options) == 0:
-                continue
-            distance = ((self.fps_points[options] - self.fps_points[a]) ** 2).sum(dim=1).cpu()
-            options = options[distance < 0.5 * distance.max()]
-            if len(options) > MAX_SECOND_CLICKS:
-                order = torch.randperm(len(options), generator=keyed_generator(
-                    settings.seed, KIND_NAMES[kind], int(self.fps[a]), view_id))
-                options = options[order[:MAX_SECOND_CLICKS]]
-            pairs += [(row, int(b)) for b in options]
+            for outside in sides:
+                candidate = visible & (inside if (kind == KIND_NEGATIVE) != outside else ~inside)
+                candidate[a] = False
+                options = candidate.nonzero(as_tuple=True)[0]
+                if len(options) == 0:
+                    continue
+                distance = ((self.fps_points[options] - self.fps_points[a]) ** 2).sum(dim=1).cpu()
+                options = options[distance < 0.5 * distance.max()]
+                if len(options) > MAX_SECOND_CLICKS:
+                    keys = (settings.seed, KIND_NAMES[kind], int(self.fps[a]), view_id) + (("outside",) if outside
+                                                                                         else ())
+                    order = torch.randperm(len(options), generator=keyed_generator(*keys))
+                    options = options[order[:MAX_SECOND_CLICKS]]
+                pairs += [(row, int(b), outside) for b in options]
         if not pairs:
             return Samples.empty(settings.res)
         rows = torch.tensor([p[0] for p in pairs])
@@ -363,6 +374,8 @@ class _Generator:
         intersection = packed_intersections(new_packed, old_packed)
         iou = intersection.float() / (new_area + old_area - intersection).clamp_min(1).float()
         keep = (iou <= IOU_LIMIT) & (new_area >= old_area if kind == KIND_POSITIVE else new_area <= old_area)
+        outside = torch.tensor([p[2] for p in pairs], device=keep.device)
+        keep = torch.where(outside, iou > IOU_LIMIT, keep)  # an outside negative must leave the mask as it was
         signs = torch.full((len(pairs),), 1 if kind == KIND_POSITIVE else -1, dtype=torch.int8)
         kept = keep.nonzero(as_tuple=True)[0]
         return self.make_samples(firsts[rows[kept]], seconds[kept], signs[kept], kind, view_id, elev, azim, points,

@@ -59,6 +59,7 @@ class Profile:
     decoder_learning_rate: float
     min_clicks: int = 0
     small_mesh: int = 10_000
+    negative_outside: bool = False  # data_generation.py --negative_outside (not in the original)
 
     def click_percentage(self, num_vertices: int) -> float:
         """data_generation.py's ``--percentage`` for a mesh of ``num_vertices`` vertices."""
@@ -135,7 +136,7 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, profile: 
     if not decoder_trained(workspace.checkpoint):
         start = time.perf_counter()
         settings = GenerationSettings(seed, profile.click_percentage(mesh.num_vertices), profile.views_per_click,
-                                      profile.view_pool, 224, 2.0)
+                                      profile.view_pool, 224, 2.0, negative_outside=profile.negative_outside)
         generate_decoder_data(mesh.to(device), teacher, workspace.decoder_data, settings,
                               (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE), progress=progress)
         workspace.record("decoder_data", time.perf_counter() - start)

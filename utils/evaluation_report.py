@@ -62,7 +62,8 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
                   "views, feature resolution, training budget, click generalisation), not SAM's quality.", ""]
     else:
         lines += [f"**Teacher: SAM ({settings.get('SAM')})**.", ""]
-    lines += [f"Profile `{settings['profile']}`, annotator {settings['annotator']}, seed {settings['seed']}; "
+    extra = " with `--negative_outside 1`" if settings.get("negative_outside") else ""
+    lines += [f"Profile `{settings['profile']}`{extra}, annotator {settings['annotator']}, seed {settings['seed']}; "
               f"{len(evaluated)} meshes evaluated" + (f", {len(failed)} failed" if failed else "") + ", "
               f"{sum(len(r['targets']) for r in evaluated)} targets (segments ≥ 2 % of the area); up to {NOC_CAP} "
               f"clicks each. IoU is area-weighted over faces; iSeg's face is in when the mean of its vertices' "

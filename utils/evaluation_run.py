@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from typing import Dict, List
 
 import numpy as np
@@ -36,12 +37,14 @@ class EvaluationRun:
         self.args = args
         self.collection = find_collection(args.data)
         self.entries = self.collection.select(args.meshes)
-        self.profile = PROFILES[args.profile]
+        self.profile = replace(PROFILES[args.profile], negative_outside=bool(args.negative_outside))
+        self.run_tag = (f"{args.profile}{'_no' if args.negative_outside else ''}_a{args.annotator}_s{args.seed}")
         self.device = resolve_device(args.device)
         self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.SAM}"
         self.settings: Dict[str, object] = {
             "data": os.path.abspath(args.data), "layout": self.collection.layout, "teacher": args.teacher,
             "SAM": args.SAM if args.teacher == "sam" else None, "profile": args.profile,
+            "negative_outside": bool(args.negative_outside),
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
         self._sam = None
         if args.teacher == "sam":
@@ -50,7 +53,7 @@ class EvaluationRun:
             self._sam = SamTeacher.build(args.SAM, args.sam_checkpoint, self.device, args.seed)
 
     def record_path(self, entry: LabelledMesh) -> str:
-        tag = f"{self.teacher_tag}_{self.args.profile}_a{self.args.annotator}_s{self.args.seed}"
+        tag = f"{self.teacher_tag}_{self.run_tag}"
         return os.path.join(self.args.out, "meshes", f"{self.collection.name}_{entry.mesh_id}_{tag}.json")
 
     def run(self) -> List[str]:
@@ -98,7 +101,7 @@ class EvaluationRun:
 
             teacher = build_teacher("label", mesh, self.device, labels=labels_path)
         workspace = MeshWorkspace(os.path.join(args.out, "work", self.collection.name, entry.mesh_id,
-                                               f"{self.teacher_tag}_{args.profile}_a{args.annotator}_s{args.seed}"))
+                                               f"{self.teacher_tag}_{self.run_tag}"))
         timings: Dict[str, float] = {}
         predictor = train_mesh(mesh, teacher, workspace, self.profile, args.seed, self.device,
                                args.keep_stage_data) if "iseg" in args.methods else None
