@@ -182,3 +182,12 @@ def test_evaluate_reports_bad_arguments_in_one_line(tmp_path, capsys):
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: data folder not found")
     assert "Traceback" not in done.stderr
+
+
+def test_click_effects_count_correction_clicks_that_hurt():
+    from utils.evaluation_report import click_effects
+
+    clicks = [{"positive": True, "iou": 0.9}, {"positive": False, "iou": 0.1}, {"positive": True, "iou": 0.5},
+              {"positive": True, "iou": 0.45}]
+    effects = click_effects([{"targets": [{"clicks": {"iseg": clicks}}]}])
+    assert effects["iseg"] == {"positive": [2, 0], "negative": [1, 1]}

@@ -81,6 +81,7 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
                   f"For each target of annotator {settings['annotator']}, the best IoU any one segment of each other "
                   f"annotator reaches with it, averaged over annotators and then over targets: "
                   f"**{np.mean(ceiling):.3f}** ({len(ceiling)} targets) — how much people themselves agree on these parts.", ""]
+    lines += _click_effect_table(evaluated)
     lines += _timing_table(evaluated)
     if failed:
         lines += ["## Not evaluated", ""] + [f"- {r['collection']}/{r['mesh_id']}: {r['error']}" for r in failed] + [""]
@@ -118,6 +119,36 @@ def _category_table(records: Sequence[Dict]) -> List[str]:
             metrics = curve_metrics(curves[method])
             row += [_format(metrics["iou@1"]), _format(metrics["iou@3"]), _format(metrics["noc@85"], 1)]
         lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def click_effects(records: Sequence[Dict], drop: float = 0.2) -> Dict[str, Dict[str, List[int]]]:
+    """Per method and click sign: [correction clicks (2nd and later), those after which IoU fell by > ``drop``]."""
+    effects: Dict[str, Dict[str, List[int]]] = defaultdict(lambda: {"positive": [0, 0], "negative": [0, 0]})
+    for record in records:
+        for target in record.get("targets", []):
+            for method, clicks in target["clicks"].items():
+                for before, click in zip(clicks, clicks[1:]):
+                    counts = effects[method]["positive" if click["positive"] else "negative"]
+                    counts[0] += 1
+                    counts[1] += int(click["iou"] < before["iou"] - drop)
+    return effects
+
+
+def _click_effect_table(records: Sequence[Dict]) -> List[str]:
+    effects = click_effects(records)
+    if not effects:
+        return []
+    lines = ["## Correction clicks that hurt", "",
+             "Clicks after the first, by sign, and the share after which the IoU fell by more than 0.2 (the segment "
+             "collapsed or spilled instead of improving).", "",
+             "| method | positive clicks | IoU fell | negative clicks | IoU fell |", "|---|---|---|---|---|"]
+    for method, counts in effects.items():
+        cells = []
+        for sign in ("positive", "negative"):
+            total, fell = counts[sign]
+            cells += [str(total), f"{100 * fell / total:.0f} %" if total else "–"]
+        lines.append(f"| {METHOD_NAMES.get(method, method)} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
