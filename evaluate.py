@@ -38,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--negative_outside", type=int_flag, default=0,
                         help="1: decoder data also with negative clicks outside the first click's segment "
                              "(data_generation.py --negative_outside; not in the original)")
+    parser.add_argument("--same_part_negative", default="split", choices=["split", "ignore"],
+                        help="label teacher: a part under both a positive and a negative click is split between them "
+                             "(default) or kept whole (ignore)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
     parser.add_argument("--SAM", default="vit_h", choices=SAM_TYPES, help="SAM model for --teacher sam")
     parser.add_argument("--sam_checkpoint", default=None, help="SAM checkpoint (default: SAM_repo/model_checkpoints/)")

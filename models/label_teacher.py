@@ -66,15 +66,19 @@ class LabelTeacher(Teacher):
     Args:
         face_labels: (F,) int64 label per face (any integers, e.g. PSB's 0-based or COSEG's 1-based ids).
         description: names the label file in stored data.
+        split_parts: a part under both a positive and a negative click is split between them (default, see the
+            module docstring); False: it stays whole — the positive click wins and the negative one is ignored, as for
+            a segmenter whose parts are atomic (evaluate.py --same_part_negative ignore).
     """
 
     uses_mask_input = False  # a perfect segmenter needs no refinement
 
-    def __init__(self, face_labels: torch.Tensor, description: str = "label") -> None:
+    def __init__(self, face_labels: torch.Tensor, description: str = "label", split_parts: bool = True) -> None:
         self.face_labels = torch.as_tensor(face_labels, dtype=torch.int64).reshape(-1)
         self.values = torch.unique(self.face_labels)  # (L,) sorted label values
         self.codes = torch.stack([label_code(int(v)) for v in self.values] + [label_code(BACKGROUND)])  # (L+1, 256)
-        self.description = description
+        self.split_parts = split_parts
+        self.description = description if split_parts else f"{description}, same-part negatives ignored"
 
     def label_image(self, view: TeacherView) -> torch.Tensor:
         """(H, W) int64 index into ``values`` of the label shown at each pixel; L (= len(values)) on background."""
@@ -121,7 +125,8 @@ class LabelTeacher(Teacher):
         split = chosen & removed  # parts under both a positive and a negative click: split between the clicks
         split[:, num_labels] = False
         if split.any():
-            masks |= split[:, image] & self._nearer_to_positive(points, labels, height, width)
+            kept = split[:, image]
+            masks |= kept & self._nearer_to_positive(points, labels, height, width) if self.split_parts else kept
         outputs = 3 if multimask_output else 1
 
         def low_res_logits() -> torch.Tensor:

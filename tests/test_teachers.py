@@ -174,6 +174,18 @@ def test_a_click_selects_the_visible_pixels_of_its_part(boxes_view):
     assert (low[left[::7, ::7].repeat_interleave(8, 0).repeat_interleave(8, 1)[:256, :256]] > 0).float().mean() > 0.9
 
 
+def test_with_split_parts_off_a_negative_click_on_the_positive_part_is_ignored(boxes_view):
+    view, teacher = boxes_view
+    whole = LabelTeacher(teacher.face_labels, "boxes", split_parts=False)
+    assert whole.description != teacher.description  # data made with either rule are not mixed
+    left, right = part_pixels(view, teacher, 3), part_pixels(view, teacher, 4)
+    centre = lambda mask: mask.nonzero().float().mean(dim=0).flip(0)  # noqa: E731
+    points = torch.stack([torch.stack([centre(left), centre(left) + torch.tensor([0.0, 25.0])]),
+                          torch.stack([centre(left), centre(right)])])
+    masks = whole.predict(whole.encode(view), points, torch.tensor([[1, 0], [1, 0]])).masks[:, 0]
+    assert torch.equal(masks[0], left) and torch.equal(masks[1], left)
+
+
 def test_label_embedding_is_each_cells_share_of_the_label_codes():
     teacher = LabelTeacher(torch.tensor([5, 9]))
     face_ids = torch.zeros(224, 224, dtype=torch.int64)  # face 0 (label 5) everywhere ...

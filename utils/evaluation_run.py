@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Dict, List
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from utils.click_simulation import MeshGeometry
@@ -38,13 +39,14 @@ class EvaluationRun:
         self.collection = find_collection(args.data)
         self.entries = self.collection.select(args.meshes)
         self.profile = replace(PROFILES[args.profile], negative_outside=bool(args.negative_outside))
-        self.run_tag = (f"{args.profile}{'_no' if args.negative_outside else ''}_a{args.annotator}_s{args.seed}")
+        variant = ("_no" if args.negative_outside else "") + ("_ig" if args.same_part_negative == "ignore" else "")
+        self.run_tag = f"{args.profile}{variant}_a{args.annotator}_s{args.seed}"
         self.device = resolve_device(args.device)
         self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.SAM}"
         self.settings: Dict[str, object] = {
             "data": os.path.abspath(args.data), "layout": self.collection.layout, "teacher": args.teacher,
             "SAM": args.SAM if args.teacher == "sam" else None, "profile": args.profile,
-            "negative_outside": bool(args.negative_outside),
+            "negative_outside": bool(args.negative_outside), "same_part_negative": args.same_part_negative,
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
         self._sam = None
         if args.teacher == "sam":
@@ -97,9 +99,13 @@ class EvaluationRun:
         if self._sam is not None:
             teacher = self._sam
         else:
-            from models.build_teacher import build_teacher
+            import hashlib
 
-            teacher = build_teacher("label", mesh, self.device, labels=labels_path)
+            from models.label_teacher import LabelTeacher
+
+            digest = hashlib.sha1(labels.tobytes()).hexdigest()[:12]
+            teacher = LabelTeacher(torch.from_numpy(labels), f"label {os.path.basename(labels_path)} ({digest})",
+                                   split_parts=args.same_part_negative == "split")
         workspace = MeshWorkspace(os.path.join(args.out, "work", self.collection.name, entry.mesh_id,
                                                f"{self.teacher_tag}_{self.run_tag}"))
         timings: Dict[str, float] = {}
