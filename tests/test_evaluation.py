@@ -191,3 +191,30 @@ def test_click_effects_count_correction_clicks_that_hurt():
               {"positive": True, "iou": 0.45}]
     effects = click_effects([{"targets": [{"clicks": {"iseg": clicks}}]}])
     assert effects["iseg"] == {"positive": [2, 0], "negative": [1, 1]}
+
+
+def test_the_pipeline_on_a_mesh_learns_the_clicked_part_and_reuses_its_stages(tmp_path):
+    import torch
+
+    from models.label_teacher import LabelTeacher
+    from utils.evaluation import IsegSegmenter
+    from utils.evaluation_pipeline import MeshWorkspace, Profile, train_mesh
+    from utils.mesh import load_mesh
+
+    vertices, faces, labels = cut_sphere(subdivisions=3)  # two labelled halves
+    write_off(tmp_path / "sphere.off", vertices, faces)
+    mesh = load_mesh(tmp_path / "sphere.off")
+    tiny = Profile("tiny", 60, 3, 0.05, 3, 30, 512, 1, 8, 5e-4, min_clicks=20, small_mesh=0, negative_outside=True)
+    workspace = MeshWorkspace(str(tmp_path / "work"))
+    teacher = LabelTeacher(torch.from_numpy(labels), "sphere", split_parts=False)
+    predictor = train_mesh(mesh, teacher, workspace, tiny)
+    timings = workspace.load_timings()
+    assert set(timings) == {"encoder_views", "encoder_training", "decoder_data", "decoder_training"}
+    assert not (tmp_path / "work" / "encoder_data").exists() and not (tmp_path / "work" / "decoder_data").exists()
+    geometry = MeshGeometry.build(mesh.vertices.numpy().astype(float), mesh.faces.numpy())
+    segmenter = IsegSegmenter(predictor, mesh.faces.numpy())
+    for part in (0, 1):
+        assert simulate_clicks(segmenter, labels == part, geometry, cap=1)[0].iou > 0.9
+    again = train_mesh(mesh, teacher, workspace, tiny)  # every stage is reused
+    assert workspace.load_timings() == timings
+    assert torch.equal(again.features, predictor.features)
