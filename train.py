@@ -78,16 +78,10 @@ def stage_commands(args: argparse.Namespace):
     ], features, os.path.join(experiment, "decoder")
 
 
-def training_done(checkpoint: str) -> bool:
-    """Whether a decoder checkpoint finished its epochs (else training continues from it)."""
-    from utils.io import load_torch
-
-    state = load_torch(checkpoint, "decoder checkpoint")
-    return int(state.get("epoch", 0)) >= int(state.get("config", {}).get("num_epochs", 0)) > 0
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from utils.decoder_training import decoder_trained
+
     if not os.path.isfile(args.obj_path):
         raise InputError(f"mesh file not found: {args.obj_path}")
     if args.teacher == "label" and not args.labels:
@@ -99,8 +93,7 @@ def main(argv=None) -> None:
             print(f"\n[2/{len(commands)}] skipped: {features} exists (delete it to train the encoder again)")
             continue
         if step == 4 and os.path.exists(checkpoint):
-            done = training_done(checkpoint)
-            if done:
+            if decoder_trained(checkpoint):
                 print(f"\n[4/{len(commands)}] skipped: {checkpoint} is trained (delete it to train again)")
                 continue
             command = command + ["--continue_train", "1"]

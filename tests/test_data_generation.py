@@ -137,6 +137,27 @@ def test_negative_outside_adds_negatives_on_the_other_box_that_keep_the_mask(box
         assert torch.equal(masks[i], part_pixels(mesh, labels, negative, i, boxes_clicked[i][0]))
 
 
+def test_a_folder_made_before_a_setting_existed_counts_as_made_with_its_default(boxes, generated, tmp_path):
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from utils.errors import InputError
+
+    _, mesh, labels = boxes
+    root = tmp_path / "older"
+    shutil.copytree(generated[0], root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["negative_outside"]  # as written before the option existed
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    counters = generate_decoder_data(mesh, LabelTeacher(labels, "label boxes"), str(root), SMALL, ALL_KINDS,
+                                     progress=False)
+    assert counters.image_encodings == 0 and not any(counters.samples)  # reused as it is
+    with pytest.raises(InputError, match="negative_outside"):
+        generate_decoder_data(mesh, LabelTeacher(labels, "label boxes"), str(root),
+                              replace(SMALL, negative_outside=True), ALL_KINDS, progress=False)
+
+
 def test_image_encodings_never_exceed_the_pool_however_many_clicks(boxes, tmp_path):
     _, mesh, labels = boxes
     for percentage in (0.02, 0.15):

@@ -152,8 +152,9 @@ def _prepare_folder(data: DecoderData, manifest: Dict[str, object], overwrite: b
                 os.remove(path)
     if os.path.exists(data.manifest):
         found = load_json(data.manifest, "decoder data manifest")
-        for key, value in manifest.items():
-            if found.get(key) != value:
+        defaults = json.loads(json.dumps(asdict(GenerationSettings())))  # settings added later: older folders
+        for key, value in manifest.items():                               # were made with their defaults
+            if found.get(key, defaults.get(key)) != value:
                 raise InputError(f"{data.root} was made with {key} = {found.get(key)!r}, not {value!r}; pass "
                                  f"--overwrite 1 to start again, or use another --decoder_data_dir")
     else:
@@ -175,8 +176,7 @@ def generate_decoder_data(mesh: Mesh, teacher: Teacher, root: str, settings: Gen
     fps_count = max(1, round(settings.percentage * mesh.num_vertices))
     _prepare_folder(data, {"mesh": mesh_signature(mesh), "num_vertices": mesh.num_vertices,
                            "teacher": teacher.description, "num_fps_vertices": fps_count,
-                           **{k: v for k, v in asdict(settings).items() if k != "views_per_shard"
-                              and not (k == "negative_outside" and not v)}}, overwrite)  # older folders stay valid
+                           **{k: v for k, v in asdict(settings).items() if k != "views_per_shard"}}, overwrite)
     started = time.time()
     if os.path.exists(data.fps):
         fps = load_torch(data.fps, "sampled vertices")

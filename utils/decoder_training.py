@@ -159,6 +159,14 @@ def head_probabilities(head: DecoderHead, inputs: torch.Tensor) -> torch.Tensor:
     return torch.cat(chunks)
 
 
+def decoder_trained(path: str) -> bool:
+    """Whether a decoder checkpoint exists and finished its epochs (else training continues from it)."""
+    if not os.path.exists(path):
+        return False
+    state = load_torch(path, "decoder checkpoint")
+    return int(state.get("epoch", 0)) >= int(state.get("config", {}).get("num_epochs", 0)) > 0
+
+
 def checkpoint_paths(save_dir: str, model_name: str, epoch: Optional[int] = None) -> str:
     """``save_dir/model_name``, or its per-epoch copy ``<stem>_e<epoch><ext>``."""
     if epoch is None:

@@ -23,11 +23,12 @@ from utils.decoder_data import GenerationSettings, generate_decoder_data, load_d
 from utils.decoder_training import (
     DecoderSettings,
     compose_training_set,
+    decoder_trained,
     load_decoder,
     load_features,
     train_decoder,
 )
-from utils.io import load_json, load_torch, save_json
+from utils.io import load_json, save_json
 from utils.mesh import Mesh
 from utils.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE
 
@@ -102,14 +103,6 @@ class MeshWorkspace:
         save_json(timings, self.timings)
 
 
-def decoder_trained(path: str) -> bool:
-    """Whether a decoder checkpoint exists and finished its epochs."""
-    if not os.path.exists(path):
-        return False
-    state = load_torch(path, "decoder checkpoint")
-    return int(state.get("epoch", 0)) >= int(state.get("config", {}).get("num_epochs", 0)) > 0
-
-
 def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, profile: Profile, seed: int = 0,
                device: torch.device = torch.device("cpu"), keep_stage_data: bool = False,
                progress: bool = False) -> DecoderPredictor:
@@ -118,15 +111,15 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, profile: 
     Stage times go to ``workspace.timings`` (a stage reused from an earlier run costs nothing now).
     """
     os.makedirs(workspace.root, exist_ok=True)
-    views = encoder_pipeline.ViewSettings(224, 2.0, (1.0, 1.0, 1.0), (2 / 3, 2 / 3, 2 / 3))
+    views = encoder_pipeline.ViewSettings()  # the original's defaults: 224 pixels, radius 2, white background
     if not os.path.exists(workspace.features):
         start = time.perf_counter()
         encoder_pipeline.generate_views(mesh.to(device), teacher, workspace.encoder_data, profile.encoder_views,
                                         seed, 4.0, views, torch.float16, progress)
         workspace.record("encoder_views", time.perf_counter() - start)
         start = time.perf_counter()
-        field = encoder_pipeline.FieldSettings(4, 256, 256, True, 5.0)
-        encoder_pipeline.train_feature_field(mesh, workspace.encoder_data, workspace.encoder, field, views, 1e-3,
+        encoder_pipeline.train_feature_field(mesh, workspace.encoder_data, workspace.encoder,
+                                             encoder_pipeline.FieldSettings(), views, 1e-3,
                                              profile.encoder_epochs, seed, 1.0, device, False, progress)
         workspace.record("encoder_training", time.perf_counter() - start)
     if not keep_stage_data:
@@ -136,7 +129,7 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, profile: 
     if not decoder_trained(workspace.checkpoint):
         start = time.perf_counter()
         settings = GenerationSettings(seed, profile.click_percentage(mesh.num_vertices), profile.views_per_click,
-                                      profile.view_pool, 224, 2.0, negative_outside=profile.negative_outside)
+                                      profile.view_pool, negative_outside=profile.negative_outside)
         generate_decoder_data(mesh.to(device), teacher, workspace.decoder_data, settings,
                               (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE), progress=progress)
         workspace.record("decoder_data", time.perf_counter() - start)

@@ -80,7 +80,8 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
         lines += ["## Human ceiling", "",
                   f"For each target of annotator {settings['annotator']}, the best IoU any one segment of each other "
                   f"annotator reaches with it, averaged over annotators and then over targets: "
-                  f"**{np.mean(ceiling):.3f}** ({len(ceiling)} targets) — how much people themselves agree on these parts.", ""]
+                  f"**{np.mean(ceiling):.3f}** ({len(ceiling)} targets) — how much people themselves agree on these "
+                  f"parts.", ""]
     lines += _click_effect_table(evaluated)
     lines += _timing_table(evaluated)
     if failed:

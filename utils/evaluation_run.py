@@ -11,7 +11,6 @@ from dataclasses import replace
 from typing import Dict, List
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from utils.click_simulation import MeshGeometry
@@ -73,8 +72,7 @@ class EvaluationRun:
                 record = {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
                           "error": str(err)}
                 tqdm.write(f"mesh {entry.mesh_id}: not evaluated: {err}")
-            if "error" not in record or "annotator" in record.get("error", ""):
-                save_json(record, path)  # a record of a mesh that lacks the annotator is final, too
+            save_json(record, path)  # final, errors too (delete the record to evaluate the mesh again)
             records.append(record)
         return self.write_reports(records)
 
@@ -99,13 +97,10 @@ class EvaluationRun:
         if self._sam is not None:
             teacher = self._sam
         else:
-            import hashlib
+            from models.build_teacher import build_teacher
 
-            from models.label_teacher import LabelTeacher
-
-            digest = hashlib.sha1(labels.tobytes()).hexdigest()[:12]
-            teacher = LabelTeacher(torch.from_numpy(labels), f"label {os.path.basename(labels_path)} ({digest})",
-                                   split_parts=args.same_part_negative == "split")
+            teacher = build_teacher("label", mesh, self.device, labels=labels_path,
+                                    split_parts=args.same_part_negative == "split")
         workspace = MeshWorkspace(os.path.join(args.out, "work", self.collection.name, entry.mesh_id,
                                                f"{self.teacher_tag}_{self.run_tag}"))
         timings: Dict[str, float] = {}

@@ -46,7 +46,7 @@ def _inside(root: str, relative: str) -> Optional[str]:
 
 def make_handler(session: InteractiveSession, quiet: bool = True) -> type:
     lock = threading.Lock()
-    mesh_json: Dict[str, bytes] = {}
+    mesh_json = json.dumps(session.mesh_payload()).encode()
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "iSeg"
@@ -85,9 +85,7 @@ def make_handler(session: InteractiveSession, quiet: bool = True) -> type:
             elif route.startswith("/vendor/"):
                 self._file(_inside(os.path.join(THREE_DIR, "build"), route[len("/vendor/"):]))
             elif route == "/api/mesh":
-                if "body" not in mesh_json:
-                    mesh_json["body"] = json.dumps(session.mesh_payload()).encode()
-                self._send(HTTPStatus.OK, mesh_json["body"], "application/json")
+                self._send(HTTPStatus.OK, mesh_json, "application/json")
             else:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"not found: {route}"})
 

@@ -180,7 +180,7 @@ class InteractiveSession:
             colours = vertex_colours(torch.from_numpy(probability[used]), self.colours.segment, self.colours.base)
             save_ply(path, positions, faces, colours)
         else:
-            lines = [f"# {self.name}: {len(faces)} faces selected by the iSeg toolkit"]
-            lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in positions.tolist()]
-            lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.tolist()]
-            save_text("\n".join(lines) + "\n", path)
+            import trimesh
+
+            submesh = trimesh.Trimesh(positions, faces, process=False)  # process=False: vertex order kept
+            save_text(trimesh.exchange.obj.export_obj(submesh, include_normals=False), path)
