@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--negative_outside", type=int_flag, default=0,
                         help="1: also second negative clicks outside the first click's mask that leave it unchanged "
                              "(not in the original; teaches that a negative click elsewhere keeps the segment)")
+    parser.add_argument("--positive_inside", type=int_flag, default=0,
+                        help="1: also second positive clicks inside the first click's mask that leave it unchanged "
+                             "(not in the original; teaches that a positive click on the same part does not grow it)")
     add_teacher_arguments(parser)
     add_device_argument(parser)
     return parser.parse_args(argv)
@@ -75,7 +78,8 @@ def main(argv=None) -> None:
     teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed)
     settings = GenerationSettings(args.seed, args.percentage, args.n_views, args.view_pool, args.render_res,
                                   args.radius, tuple(args.background), args.mask_select,
-                                  negative_outside=bool(args.negative_outside))
+                                  negative_outside=bool(args.negative_outside),
+                                  positive_inside=bool(args.positive_inside))
     kinds = [kind for kind, on in ((KIND_SINGLE, args.single_click), (KIND_POSITIVE, args.second_positive),
                                    (KIND_NEGATIVE, args.second_negative)) if on]
     counters = generate_decoder_data(mesh, teacher, args.decoder_data_dir, settings, kinds, bool(args.overwrite))

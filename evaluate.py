@@ -38,6 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--negative_outside", type=int_flag, default=0,
                         help="1: decoder data also with negative clicks outside the first click's segment "
                              "(data_generation.py --negative_outside; not in the original)")
+    parser.add_argument("--positive_inside", type=int_flag, default=0,
+                        help="1: decoder data also with positive clicks inside the first click's segment "
+                             "(data_generation.py --positive_inside; not in the original)")
+    parser.add_argument("--decoder_samples", type=int, default=None,
+                        help="decoder training samples per epoch on a 10k-vertex mesh (up to 8× more on smaller "
+                             "meshes), instead of the profile's (quick: 256); more costs time, buys quality")
     parser.add_argument("--same_part_negative", default="split", choices=["split", "ignore"],
                         help="label teacher: a part under both a positive and a negative click is split between them "
                              "(default) or kept whole (ignore)")
@@ -48,7 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="keep encoder views and decoder samples (default: deleted once used, to save disk)")
     add_device_argument(parser)
     args = parser.parse_args(argv)
-    require([(args.annotator >= 0, f"--annotator must be >= 0, got {args.annotator}")])
+    require([(args.annotator >= 0, f"--annotator must be >= 0, got {args.annotator}"),
+             (args.decoder_samples is None or args.decoder_samples >= 1,
+              f"--decoder_samples must be >= 1, got {args.decoder_samples}")])
     return args
 
 

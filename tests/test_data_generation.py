@@ -110,31 +110,34 @@ def test_a_negative_click_shrinks_the_mask(boxes, generated):
         assert int(mask.sum()) < area[(int(v), int(view))]
 
 
-def test_negative_outside_adds_negatives_on_the_other_box_that_keep_the_mask(boxes, generated, tmp_path):
+@pytest.mark.parametrize("option, kind", [("negative_outside", KIND_NEGATIVE), ("positive_inside", KIND_POSITIVE)])
+def test_other_side_clicks_are_added_and_keep_the_first_clicks_box(boxes, generated, tmp_path, option, kind):
+    """--negative_outside: negatives on the other box; --positive_inside: positives on the clicked box; the mask is
+    the first click's box either way, and the other kinds' samples are untouched."""
     from dataclasses import replace
 
     _, mesh, labels = boxes
-    root = str(tmp_path / "outside")
-    generate_decoder_data(mesh, LabelTeacher(labels, "label boxes"), root, replace(SMALL, negative_outside=True),
+    root = str(tmp_path / option)
+    generate_decoder_data(mesh, LabelTeacher(labels, "label boxes"), root, replace(SMALL, **{option: True}),
                           ALL_KINDS, progress=False)
     plain, extended = load_decoder_samples(generated[0]), load_decoder_samples(root)
-    kinds = (KIND_SINGLE, KIND_POSITIVE)
-    for kind in kinds:  # the other kinds are the same samples
-        a, b = (s.select((s.kind == kind).nonzero(as_tuple=True)[0]) for s in (plain, extended))
+    for other in set(ALL_KINDS) - {kind}:  # the other kinds are the same samples
+        a, b = (s.select((s.kind == other).nonzero(as_tuple=True)[0]) for s in (plain, extended))
         assert samples_equal(a, b)
-    negative = extended.select((extended.kind == KIND_NEGATIVE).nonzero(as_tuple=True)[0])
+    second = extended.select((extended.kind == kind).nonzero(as_tuple=True)[0])
 
     def clicked_boxes(i):  # the box under each click's pixel
-        camera = Cameras(negative.elev[i:i + 1], negative.azim[i:i + 1], SMALL.radius)
+        camera = Cameras(second.elev[i:i + 1], second.azim[i:i + 1], SMALL.radius)
         face_ids = rasterize(mesh, camera, SMALL.res).pix_to_face[0]
-        return [int(labels[face_ids[y, x]]) for x, y in negative.points[i].long().tolist()]
+        return [int(labels[face_ids[y, x]]) for x, y in second.points[i].long().tolist()]
 
-    boxes_clicked = [clicked_boxes(i) for i in range(len(negative))]
-    across = [i for i, (first, second) in enumerate(boxes_clicked) if first != second]
-    assert len(across) > 20 and len(negative) >= int((plain.kind == KIND_NEGATIVE).sum()) + len(across)
-    masks = negative.unpacked_masks()
-    for i in across[:: max(1, len(across) // 20)]:  # the first click's box, as without the negative click
-        assert torch.equal(masks[i], part_pixels(mesh, labels, negative, i, boxes_clicked[i][0]))
+    boxes_clicked = [clicked_boxes(i) for i in range(len(second))]
+    # the original's rules: negatives on the first click's box, positives on the other; the option adds the rest
+    added = [i for i, (first, other) in enumerate(boxes_clicked) if (first == other) == (kind == KIND_POSITIVE)]
+    assert len(added) > 20 and len(second) >= int((plain.kind == kind).sum()) + len(added)
+    masks = second.unpacked_masks()
+    for i in added[:: max(1, len(added) // 20)]:  # the first click's box, as without the second click
+        assert torch.equal(masks[i], part_pixels(mesh, labels, second, i, boxes_clicked[i][0]))
 
 
 def test_a_folder_made_before_a_setting_existed_counts_as_made_with_its_default(boxes, generated, tmp_path):

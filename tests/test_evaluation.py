@@ -184,6 +184,25 @@ def test_evaluate_reports_bad_arguments_in_one_line(tmp_path, capsys):
     assert "Traceback" not in done.stderr
 
 
+def test_evaluate_options_change_the_profile_the_run_name_and_the_summary(tmp_path):
+    import evaluate
+    from utils.evaluation_run import EvaluationRun
+
+    make_psb(tmp_path / "psb", annotators=1)
+    common = ["--data", str(tmp_path / "psb"), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    plain = EvaluationRun(evaluate.parse_args(common))
+    varied = EvaluationRun(evaluate.parse_args(common + ["--negative_outside", "1", "--positive_inside", "1",
+                                                         "--decoder_samples", "1024"]))
+    assert not plain.profile.positive_inside and plain.profile.decoder_samples == 256
+    assert varied.profile.positive_inside and varied.profile.negative_outside and varied.profile.decoder_samples == 1024
+    assert varied.run_tag != plain.run_tag  # separate work folders and records
+    summary = summary_markdown([], varied.settings)
+    assert "`--positive_inside 1`" in summary and "`--decoder_samples 1024`" in summary
+    assert "--decoder_samples" not in summary_markdown([], plain.settings)
+    with pytest.raises(InputError, match="--decoder_samples must be >= 1"):
+        evaluate.parse_args(common + ["--decoder_samples", "0"])
+
+
 def test_click_effects_count_correction_clicks_that_hurt():
     from utils.evaluation_report import click_effects
 

@@ -13,6 +13,10 @@ kept if its IoU with the single-click mask is ≤ 0.9 and it grew (positive) or 
 mask, kept when the mask stays as it was (IoU > 0.9). The original's rules only ever show the decoder negative clicks
 inside the first click's segment; a user's corrections are mostly negative clicks on a neighbouring part that the
 segment spilled into, which must remove that part and keep the rest (README "Evaluation" for what this changes).
+``positive_inside`` (``--positive_inside 1``; not in the original) is its mirror: also up to 5 second positive clicks
+*inside* the mask, kept when the mask stays as it was. The original's rules only show second positive clicks on
+another part (which must join the segment); a user's positive corrections mostly land on a stretch of the wanted part
+the segment missed, which must complete it without pulling in the neighbour.
 
 Where views come from (DESIGN difference 2):
 
@@ -89,6 +93,7 @@ class GenerationSettings:
     mask_select: str = "first"
     views_per_shard: int = 25  # pool views (or, per-click, vertices) per shard
     negative_outside: bool = False  # also "unchanged" second negatives outside the mask (not in the original)
+    positive_inside: bool = False  # also "unchanged" second positives inside the mask (not in the original)
 
 
 @dataclass
@@ -335,18 +340,20 @@ class _Generator:
     def second_clicks(self, kind: int, encoded, view_id: int, elev: float, azim: float, firsts: torch.Tensor,
                       points: torch.Tensor, visible: torch.Tensor, masks: torch.Tensor, scores: torch.Tensor,
                       best_logits: torch.Tensor) -> Samples:
-        """Second positive (outside the mask, must grow) or negative (inside, must shrink) clicks (§8.3-§8.4)."""
+        """Second positive (outside the mask, must grow) or negative (inside, must shrink) clicks (§8.3-§8.4), and
+        with ``negative_outside`` / ``positive_inside`` the other side's clicks, which must leave the mask unchanged."""
         settings = self.settings
         pixel_columns, pixel_rows = points[:, 0].long(), points[:, 1].long()
-        pairs: List[Tuple[int, int, bool]] = []  # (row in firsts, fps position of the second click, outside)
-        # --negative_outside: negative clicks outside the mask too, kept when they leave it unchanged
-        sides = (False, True) if kind == KIND_NEGATIVE and settings.negative_outside else (False,)
+        pairs: List[Tuple[int, int, bool]] = []  # (row in firsts, fps position of the second click, unchanged side)
+        # --negative_outside / --positive_inside: clicks on the other side too, kept when they leave the mask unchanged
+        other_side = settings.negative_outside if kind == KIND_NEGATIVE else settings.positive_inside
+        sides = (False, True) if other_side else (False,)
         for row, a in enumerate(firsts.tolist()):
             if scores[row] < SCORE_THRESHOLD:
                 continue
             inside = masks[row][pixel_rows, pixel_columns]  # (k,) is each sampled vertex's pixel in the mask
-            for outside in sides:
-                candidate = visible & (inside if (kind == KIND_NEGATIVE) != outside else ~inside)
+            for unchanged in sides:
+                candidate = visible & (inside if (kind == KIND_NEGATIVE) != unchanged else ~inside)
                 candidate[a] = False
                 options = candidate.nonzero(as_tuple=True)[0]
                 if len(options) == 0:
@@ -354,11 +361,11 @@ class _Generator:
                 distance = ((self.fps_points[options] - self.fps_points[a]) ** 2).sum(dim=1).cpu()
                 options = options[distance < 0.5 * distance.max()]
                 if len(options) > MAX_SECOND_CLICKS:
-                    keys = (settings.seed, KIND_NAMES[kind], int(self.fps[a]), view_id) + (("outside",) if outside
-                                                                                         else ())
+                    side = ("outside" if kind == KIND_NEGATIVE else "inside",) if unchanged else ()
+                    keys = (settings.seed, KIND_NAMES[kind], int(self.fps[a]), view_id) + side
                     order = torch.randperm(len(options), generator=keyed_generator(*keys))
                     options = options[order[:MAX_SECOND_CLICKS]]
-                pairs += [(row, int(b), outside) for b in options]
+                pairs += [(row, int(b), unchanged) for b in options]
         if not pairs:
             return Samples.empty(settings.res)
         rows = torch.tensor([p[0] for p in pairs])
@@ -374,8 +381,8 @@ class _Generator:
         intersection = packed_intersections(new_packed, old_packed)
         iou = intersection.float() / (new_area + old_area - intersection).clamp_min(1).float()
         keep = (iou <= IOU_LIMIT) & (new_area >= old_area if kind == KIND_POSITIVE else new_area <= old_area)
-        outside = torch.tensor([p[2] for p in pairs], device=keep.device)
-        keep = torch.where(outside, iou > IOU_LIMIT, keep)  # an outside negative must leave the mask as it was
+        unchanged = torch.tensor([p[2] for p in pairs], device=keep.device)
+        keep = torch.where(unchanged, iou > IOU_LIMIT, keep)  # the other side's click must leave the mask as it was
         signs = torch.full((len(pairs),), 1 if kind == KIND_POSITIVE else -1, dtype=torch.int8)
         kept = keep.nonzero(as_tuple=True)[0]
         return self.make_samples(firsts[rows[kept]], seconds[kept], signs[kept], kind, view_id, elev, azim, points,

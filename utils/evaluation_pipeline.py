@@ -61,6 +61,7 @@ class Profile:
     min_clicks: int = 0
     small_mesh: int = 10_000
     negative_outside: bool = False  # data_generation.py --negative_outside (not in the original)
+    positive_inside: bool = False  # data_generation.py --positive_inside (not in the original)
 
     def click_percentage(self, num_vertices: int) -> float:
         """data_generation.py's ``--percentage`` for a mesh of ``num_vertices`` vertices."""
@@ -129,7 +130,8 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, profile: 
     if not decoder_trained(workspace.checkpoint):
         start = time.perf_counter()
         settings = GenerationSettings(seed, profile.click_percentage(mesh.num_vertices), profile.views_per_click,
-                                      profile.view_pool, negative_outside=profile.negative_outside)
+                                      profile.view_pool, negative_outside=profile.negative_outside,
+                                      positive_inside=profile.positive_inside)
         generate_decoder_data(mesh.to(device), teacher, workspace.decoder_data, settings,
                               (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE), progress=progress)
         workspace.record("decoder_data", time.perf_counter() - start)

@@ -20,6 +20,7 @@ import numpy as np
 
 from utils.click_simulation import NOC_CAP, number_of_clicks
 from utils.evaluation import IOU_AT, NOC_THRESHOLDS, ious_per_click
+from utils.evaluation_pipeline import PROFILES
 
 METHOD_NAMES = {"iseg": "iSeg", "random_walk": "random walk (Lai et al. 2008)"}
 
@@ -62,7 +63,12 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
                   "views, feature resolution, training budget, click generalisation), not SAM's quality.", ""]
     else:
         lines += [f"**Teacher: SAM ({settings.get('SAM')})**.", ""]
-    extra = " with `--negative_outside 1`" if settings.get("negative_outside") else ""
+    options = [f"`--{name} 1`" for name in ("negative_outside", "positive_inside") if settings.get(name)]
+    options += ["`--same_part_negative ignore`"] if settings.get("same_part_negative") == "ignore" else []
+    samples = settings.get("decoder_samples")
+    if settings["profile"] in PROFILES and samples not in (None, PROFILES[settings["profile"]].decoder_samples):
+        options.append(f"`--decoder_samples {samples}`")
+    extra = f" with {' '.join(options)}" if options else ""
     lines += [f"Profile `{settings['profile']}`{extra}, annotator {settings['annotator']}, seed {settings['seed']}; "
               f"{len(evaluated)} meshes evaluated" + (f", {len(failed)} failed" if failed else "") + ", "
               f"{sum(len(r['targets']) for r in evaluated)} targets (segments ≥ 2 % of the area); up to {NOC_CAP} "

@@ -37,15 +37,21 @@ class EvaluationRun:
         self.args = args
         self.collection = find_collection(args.data)
         self.entries = self.collection.select(args.meshes)
-        self.profile = replace(PROFILES[args.profile], negative_outside=bool(args.negative_outside))
-        variant = ("_no" if args.negative_outside else "") + ("_ig" if args.same_part_negative == "ignore" else "")
+        profile = PROFILES[args.profile]
+        samples = profile.decoder_samples if args.decoder_samples is None else args.decoder_samples
+        self.profile = replace(profile, negative_outside=bool(args.negative_outside),
+                               positive_inside=bool(args.positive_inside), decoder_samples=samples)
+        variant = (("_no" if args.negative_outside else "") + ("_pi" if args.positive_inside else "")
+                   + ("_ig" if args.same_part_negative == "ignore" else "")
+                   + (f"_d{samples}" if samples != profile.decoder_samples else ""))
         self.run_tag = f"{args.profile}{variant}_a{args.annotator}_s{args.seed}"
         self.device = resolve_device(args.device)
         self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.SAM}"
         self.settings: Dict[str, object] = {
             "data": os.path.abspath(args.data), "layout": self.collection.layout, "teacher": args.teacher,
             "SAM": args.SAM if args.teacher == "sam" else None, "profile": args.profile,
-            "negative_outside": bool(args.negative_outside), "same_part_negative": args.same_part_negative,
+            "negative_outside": bool(args.negative_outside), "positive_inside": bool(args.positive_inside),
+            "same_part_negative": args.same_part_negative, "decoder_samples": samples,
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
         self._sam = None
         if args.teacher == "sam":
