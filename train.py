@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import sys
 
-from utils.cli import add_device_argument, add_teacher_arguments
+from utils.cli import add_device_argument, add_teacher_arguments, int_flag
 from utils.errors import InputError, run_cli
 
 #: stage flags per budget: "original" = the original's defaults; "quick" and "demo" fit a laptop CPU
@@ -42,6 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--experiments_root", default="./experiments",
                         help="features and checkpoints go to <experiments_root>/<name>/")
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
+    parser.add_argument("--negative_outside", type=int_flag, default=0,
+                        help="1: decoder data also with negative clicks outside the first click's mask "
+                             "(data_generation.py --negative_outside; not in the original, see the README)")
+    parser.add_argument("--positive_inside", type=int_flag, default=0,
+                        help="1: decoder data also with positive clicks inside the first click's mask "
+                             "(data_generation.py --positive_inside; not in the original, see the README)")
     add_teacher_arguments(parser)
     add_device_argument(parser)
     return parser.parse_args(argv)
@@ -72,7 +78,8 @@ def stage_commands(args: argparse.Namespace):
         encoder + ["--generate_random_views", "0", "--start_training", "1", "--test", "1", *budget["encoder"]],
         [python, os.path.join(here, "data_generation.py"), *common, *teacher, "--name", name,
          "--decoder_data_dir", os.path.join(data, "decoder_data"), "--single_click", "1", "--second_positive", "1",
-         "--second_negative", "1", *budget["data"]],
+         "--second_negative", "1", *budget["data"], "--negative_outside", str(args.negative_outside),
+         "--positive_inside", str(args.positive_inside)],
         [python, os.path.join(here, "decoder.py"), *common, "--mode", "train", "--encoder_f_path", features,
          *decoder_dirs, "--use_positive_click", "1", "--use_negative_click", "1", *budget["decoder"]],
     ], features, os.path.join(experiment, "decoder")
