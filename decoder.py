@@ -51,6 +51,9 @@ def build_parser(description: str = __doc__, interactive: bool = False) -> argpa
     parser.add_argument("--use_positive_click", type=int_flag, default=0, help="1: train on second-positive samples")
     parser.add_argument("--use_negative_click", type=int_flag, default=0, help="1: train on second-negative samples")
     parser.add_argument("--data_percentage", type=float, default=1.0, help="train on this share of the samples")
+    parser.add_argument("--loss_pixels", type=int, default=0,
+                        help="training loss of each sample on at most this many of its covered pixels, drawn at "
+                             "random (0 = all, the original; a few hundred make samples several times cheaper)")
     parser.add_argument("--render_res", type=int, default=224,
                         help="render size (training: must equal the samples' mask size; test: the view grid)")
     parser.add_argument("--continue_train", type=int_flag, default=0, help="1: resume from save_dir/model_name")
@@ -108,7 +111,8 @@ def train(args, mesh, features, device) -> None:
               (args.num_epochs >= 1, f"--num_epochs must be >= 1, got {args.num_epochs}"),
               (args.learning_rate > 0, f"--learning_rate must be > 0, got {args.learning_rate}"),
               (args.save_interval >= 1, f"--save_interval must be >= 1, got {args.save_interval}"),
-              (0 < args.data_percentage <= 1, f"--data_percentage must be in (0, 1], got {args.data_percentage}")]
+              (0 < args.data_percentage <= 1, f"--data_percentage must be in (0, 1], got {args.data_percentage}"),
+              (args.loss_pixels >= 0, f"--loss_pixels must be >= 0, got {args.loss_pixels}")]
     require(checks)
     settings = decoder_settings(args)
     samples = load_decoder_samples(args.decoder_data_dir)
@@ -124,7 +128,7 @@ def train(args, mesh, features, device) -> None:
     os.makedirs(args.save_dir, exist_ok=True)
     train_decoder(mesh, features, samples, indices, args.save_dir, args.model_name, settings, args.learning_rate,
                   args.num_epochs, args.batch_size, args.save_interval, args.seed, float(manifest["radius"]),
-                  bool(args.continue_train), device)
+                  bool(args.continue_train), device, loss_pixels=args.loss_pixels)
     print(f"wrote {os.path.join(args.save_dir, args.model_name)}")
 
 

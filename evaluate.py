@@ -44,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--decoder_samples", type=int, default=None,
                         help="decoder training samples per epoch on a 10k-vertex mesh (up to 8× more on smaller "
                              "meshes), instead of the profile's (quick: 256); more costs time, buys quality")
+    parser.add_argument("--decoder_pixels", type=int, default=None,
+                        help="decoder training loss on at most this many covered pixels per sample (decoder.py "
+                             "--loss_pixels; 0 = all), instead of the profile's")
     parser.add_argument("--same_part_negative", default="split", choices=["split", "ignore"],
                         help="label teacher: a part under both a positive and a negative click is split between them "
                              "(default) or kept whole (ignore)")
@@ -56,7 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     require([(args.annotator >= 0, f"--annotator must be >= 0, got {args.annotator}"),
              (args.decoder_samples is None or args.decoder_samples >= 1,
-              f"--decoder_samples must be >= 1, got {args.decoder_samples}")])
+              f"--decoder_samples must be >= 1, got {args.decoder_samples}"),
+             (args.decoder_pixels is None or args.decoder_pixels >= 0,
+              f"--decoder_pixels must be >= 0, got {args.decoder_pixels}")])
     return args
 
 

@@ -172,3 +172,33 @@ def test_chunked_head_with_recomputation_gives_the_same_loss_and_gradients(monke
     assert torch.equal(whole, chunked)
     for a, b in zip(whole_grads, chunked_grads):  # weight gradients summed chunk by chunk: float order differs
         assert (a - b).norm() <= 1e-5 * b.norm() + 1e-10
+
+
+def test_sampled_pixel_loss_is_the_full_loss_on_average_and_exact_when_every_pixel_is_drawn():
+    from utils.clicks import keyed_generator
+
+    vertices, faces, _ = two_spheres(subdivisions=2)
+    mesh = mesh_from_arrays(vertices, faces)
+    attention, head = random_modules(5)
+    features = torch.randn(mesh.num_vertices, 256) * 0.3
+    count, res = 3, 40
+    masks = torch.rand(count, res, res) > 0.5
+    batch = Samples(vertices=torch.tensor([[0, 0], [5, 200], [7, 9]]),
+                    signs=torch.tensor([[1, 1], [1, 1], [1, -1]], dtype=torch.int8),
+                    kind=torch.tensor([0, 1, 2], dtype=torch.int8), view=torch.arange(count),
+                    elev=torch.tensor([0.1, -0.4, 0.9]), azim=torch.tensor([0.0, 2.0, 4.0]),
+                    points=torch.zeros(count, 2, 2), masks=pack_masks(masks), score=torch.ones(count), res=res)
+    with torch.no_grad():
+        full = batch_loss(attention, head, features, mesh, batch, 2.0)
+        every = batch_loss(attention, head, features, mesh, batch, 2.0, loss_pixels=res * res,
+                           generator=keyed_generator(0, "all"))
+        draws = torch.stack([batch_loss(attention, head, features, mesh, batch, 2.0, loss_pixels=40,
+                                        generator=keyed_generator(0, "draw", k)) for k in range(150)])
+        again = batch_loss(attention, head, features, mesh, batch, 2.0, loss_pixels=40,
+                           generator=keyed_generator(0, "draw", 0))
+        reference = batch_loss(attention, head, features, mesh, batch, 2.0, restricted=False, loss_pixels=40,
+                               generator=keyed_generator(0, "draw", 0))
+    assert torch.equal(every, full)
+    assert torch.equal(again, draws[0]) and draws.std() > 0  # seeded, and the draws differ
+    assert torch.allclose(reference, draws[0], rtol=1e-5)  # the drawn pixels' own vertices, as on every vertex
+    assert abs(float(draws.mean()) - float(full)) < 3 * float(draws.std()) / 150 ** 0.5 + 1e-3

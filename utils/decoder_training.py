@@ -6,6 +6,12 @@ teacher's mask, averaged over all covered pixels of the batch (the original weig
 same on covered pixels, see the README). The attention and the head run only on the vertices that the covered pixels
 touch (same loss and gradients as running them on every vertex; tested).
 
+``loss_pixels K`` (decoder.py ``--loss_pixels``; 0 = every covered pixel, the original): the loss of a batch of B
+samples on at most K · B of its covered pixels, drawn uniformly from all of them (seeded per batch) — an unbiased
+estimate of the same mean, as point-sampled mask losses (PointRend, SAM's training) use. The network then runs only
+on the vertices those pixels touch: where views show thousands of vertices, K of a few hundred makes a sample
+several times cheaper.
+
 Dataset composition (reference §8.6): every single-click sample; second-positive and second-negative samples (with
 ``--use_positive_click`` / ``--use_negative_click``) each randomly capped at 5 × the number of single-click samples;
 then ``--data_percentage`` of the whole. Epochs visit the samples in a seeded random order.
@@ -109,7 +115,8 @@ def compose_training_set(samples: Samples, use_positive: bool, use_negative: boo
 
 
 def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: torch.Tensor, mesh: Mesh,
-               batch: Samples, radius: float, restricted: bool = True) -> torch.Tensor:
+               batch: Samples, radius: float, restricted: bool = True, loss_pixels: int = 0,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Mean BCE over the covered pixels of a batch between rendered probabilities and the teacher's masks.
 
     Args:
@@ -117,11 +124,15 @@ def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: tor
         batch: B samples; their views are rasterized at the masks' resolution.
         restricted: run the attention and the head only on the vertices the covered pixels touch (False: on every
             vertex, the straightforward reference).
+        loss_pixels: > 0: the loss on at most this many covered pixels per sample, drawn from the whole batch's with
+            ``generator`` (a CPU torch.Generator; see the module docstring).
     """
     device = features.device
     cameras = Cameras(batch.elev, batch.azim, radius).to(device)
     fragments = rasterize(mesh, cameras, batch.res)
     views = [PixelWeights.from_fragments(fragments, mesh.faces, b) for b in range(len(batch))]
+    if loss_pixels > 0:
+        views = sample_pixels(views, loss_pixels * len(batch), generator)
     masks = batch.unpacked_masks().to(device).reshape(len(batch), -1)
     targets = torch.cat([masks[b, view.pixels] for b, view in enumerate(views)]).float()
     positive = batch.signs.to(device) > 0
@@ -147,6 +158,20 @@ def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: tor
     corner_weights = torch.cat([view.weights for view in views]).to(probability.dtype)
     rendered = (corner_weights * probability.index_select(0, corners.reshape(-1)).view(-1, 3)).sum(dim=1)
     return F.binary_cross_entropy(rendered.clamp(0, 1), targets)
+
+
+def sample_pixels(views: List[PixelWeights], count: int, generator: Optional[torch.Generator]
+                  ) -> List[PixelWeights]:
+    """At most ``count`` of all the views' covered pixels, drawn uniformly without replacement; each view keeps its
+    own (possibly none)."""
+    sizes = torch.tensor([len(view.pixels) for view in views])
+    if int(sizes.sum()) <= count:
+        return views
+    chosen = torch.randperm(int(sizes.sum()), generator=generator)[:count].sort().values
+    ends = torch.cumsum(sizes, 0)
+    owner = torch.bucketize(chosen, ends, right=True)  # (count,) view of each chosen pixel
+    starts = ends - sizes
+    return [view.subset((chosen[owner == b] - starts[b]).to(view.pixels.device)) for b, view in enumerate(views)]
 
 
 def head_probabilities(head: DecoderHead, inputs: torch.Tensor) -> torch.Tensor:
@@ -178,14 +203,18 @@ def checkpoint_paths(save_dir: str, model_name: str, epoch: Optional[int] = None
 def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices: torch.Tensor, save_dir: str,
                   model_name: str, settings: DecoderSettings, learning_rate: float, num_epochs: int,
                   batch_size: int, save_interval: int, seed: int, radius: float, continue_train: bool,
-                  device: torch.device = torch.device("cpu"), progress: bool = True) -> List[float]:
-    """Train (or continue training) the decoder; returns the per-batch losses of the whole run."""
+                  device: torch.device = torch.device("cpu"), progress: bool = True, loss_pixels: int = 0
+                  ) -> List[float]:
+    """Train (or continue training) the decoder; returns the per-batch losses of the whole run (``loss_pixels``: see
+    the module docstring)."""
     seed_everything(seed)
     attention, head = settings.build()
     attention, head = attention.to(device), head.to(device)
     optimizer = torch.optim.Adam(list(attention.parameters()) + list(head.parameters()), lr=learning_rate)
     config = {"seed": seed, "learning_rate": learning_rate, "num_epochs": num_epochs, "batch_size": batch_size,
               "num_samples": int(len(indices)), "settings": asdict(settings)}
+    if loss_pixels > 0:  # only when used: checkpoints from before the option stay continuable
+        config["loss_pixels"] = loss_pixels
     path = checkpoint_paths(save_dir, model_name)
     epoch, done, losses = 0, 0, []
     if continue_train:
@@ -212,7 +241,9 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
         order = indices[torch.randperm(len(indices), generator=keyed_generator(seed, "epoch", epoch))]
         while done < batches_per_epoch:
             batch = samples.select(order[done * batch_size:(done + 1) * batch_size])
-            loss = batch_loss(attention, head, features, mesh, batch, radius)
+            generator = keyed_generator(seed, "loss pixels", epoch, done) if loss_pixels > 0 else None
+            loss = batch_loss(attention, head, features, mesh, batch, radius, loss_pixels=loss_pixels,
+                              generator=generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

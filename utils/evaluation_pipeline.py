@@ -62,6 +62,7 @@ class Profile:
     small_mesh: int = 10_000
     negative_outside: bool = False  # data_generation.py --negative_outside (not in the original)
     positive_inside: bool = False  # data_generation.py --positive_inside (not in the original)
+    decoder_pixels: int = 0  # decoder.py --loss_pixels (0: every covered pixel)
 
     def click_percentage(self, num_vertices: int) -> float:
         """data_generation.py's ``--percentage`` for a mesh of ``num_vertices`` vertices."""
@@ -144,7 +145,7 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, profile: 
         os.makedirs(workspace.decoder, exist_ok=True)
         train_decoder(mesh, features, samples, indices, workspace.decoder, DECODER_NAME, DecoderSettings(),
                       profile.decoder_learning_rate, profile.decoder_epochs, profile.decoder_batch, 100, seed, 2.0,
-                      os.path.exists(workspace.checkpoint), device, progress)
+                      os.path.exists(workspace.checkpoint), device, progress, loss_pixels=profile.decoder_pixels)
         workspace.record("decoder_training", time.perf_counter() - start)
     if not keep_stage_data:
         shutil.rmtree(workspace.decoder_data, ignore_errors=True)

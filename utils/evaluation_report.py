@@ -65,9 +65,11 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
         lines += [f"**Teacher: SAM ({settings.get('SAM')})**.", ""]
     options = [f"`--{name} 1`" for name in ("negative_outside", "positive_inside") if settings.get(name)]
     options += ["`--same_part_negative ignore`"] if settings.get("same_part_negative") == "ignore" else []
-    samples = settings.get("decoder_samples")
-    if settings["profile"] in PROFILES and samples not in (None, PROFILES[settings["profile"]].decoder_samples):
-        options.append(f"`--decoder_samples {samples}`")
+    profile = PROFILES.get(settings["profile"])
+    for name in ("decoder_samples", "decoder_pixels"):
+        value = settings.get(name)
+        if profile is not None and value is not None and value != getattr(profile, name):
+            options.append(f"`--{name} {value}`")
     extra = f" with {' '.join(options)}" if options else ""
     lines += [f"Profile `{settings['profile']}`{extra}, annotator {settings['annotator']}, seed {settings['seed']}; "
               f"{len(evaluated)} meshes evaluated" + (f", {len(failed)} failed" if failed else "") + ", "

@@ -39,11 +39,14 @@ class EvaluationRun:
         self.entries = self.collection.select(args.meshes)
         profile = PROFILES[args.profile]
         samples = profile.decoder_samples if args.decoder_samples is None else args.decoder_samples
+        pixels = profile.decoder_pixels if args.decoder_pixels is None else args.decoder_pixels
         self.profile = replace(profile, negative_outside=bool(args.negative_outside),
-                               positive_inside=bool(args.positive_inside), decoder_samples=samples)
+                               positive_inside=bool(args.positive_inside), decoder_samples=samples,
+                               decoder_pixels=pixels)
         variant = (("_no" if args.negative_outside else "") + ("_pi" if args.positive_inside else "")
                    + ("_ig" if args.same_part_negative == "ignore" else "")
-                   + (f"_d{samples}" if samples != profile.decoder_samples else ""))
+                   + (f"_d{samples}" if samples != profile.decoder_samples else "")
+                   + (f"_p{pixels}" if pixels != profile.decoder_pixels else ""))
         self.run_tag = f"{args.profile}{variant}_a{args.annotator}_s{args.seed}"
         self.device = resolve_device(args.device)
         self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.SAM}"
@@ -52,6 +55,7 @@ class EvaluationRun:
             "SAM": args.SAM if args.teacher == "sam" else None, "profile": args.profile,
             "negative_outside": bool(args.negative_outside), "positive_inside": bool(args.positive_inside),
             "same_part_negative": args.same_part_negative, "decoder_samples": samples,
+            "decoder_pixels": pixels,
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
         self._sam = None
         if args.teacher == "sam":

@@ -438,6 +438,11 @@ class PixelWeights:
         weights = fragments.bary_coords[view].reshape(-1, 3)[pixels]
         return cls(pixels, vertices, corners.view(-1, 3), weights)
 
+    def subset(self, rows: torch.Tensor) -> "PixelWeights":
+        """The covered pixels ``rows`` (positions in ``pixels``) only, touching only their own vertices."""
+        used, corners = torch.unique(self.corners[rows], return_inverse=True)
+        return PixelWeights(self.pixels[rows], self.vertices[used], corners.view(-1, 3), self.weights[rows])
+
     def interpolate(self, values: torch.Tensor) -> torch.Tensor:
         """(T, C) values of ``vertices`` → (P, C) values at the covered pixels (differentiable in ``values``)."""
         # index_select, whose backward (index_add) sums in a fixed order on the CPU; values[corners] would not
