@@ -1,5 +1,6 @@
 """Decoder costs: milliseconds per click set (attention + head) beside the bare chain of matrix products of the
-same shapes, the largest probability difference of the fast path, and training seconds per batch with peak memory.
+same shapes, the largest probability difference of the fast path, and training seconds per batch with peak memory,
+on every covered pixel (the original's loss) and with ``--loss_pixels 256``.
 
     .venv/bin/python benchmarks/decoder.py [--device auto|cpu|cuda] [--runs 7] [--skip_training]
 
@@ -89,7 +90,7 @@ def inference_rows(runs: int, device: torch.device):
                   f"{difference.max():.1e} |", flush=True)
 
 
-def training_case(name: str, device_name: str) -> dict:
+def training_case(name: str, device_name: str, loss_pixels: int = 0) -> dict:
     """Seconds per batch of 16 random views (restricted training) and peak memory, in a fresh process."""
     device = resolve_device(device_name)
     shape = MESHES[name]()
@@ -98,7 +99,7 @@ def training_case(name: str, device_name: str) -> dict:
     attention, head = (module.to(device) for module in DecoderSettings().build())
     optimizer = torch.optim.Adam(list(attention.parameters()) + list(head.parameters()), lr=1e-4)
     features = torch.randn(mesh.num_vertices, 256, device=device) * 0.3
-    generator = torch.Generator().manual_seed(0)
+    generator, pixels = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     times = []
     with open("/proc/self/statm") as statm:
         base = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -110,7 +111,7 @@ def training_case(name: str, device_name: str) -> dict:
                         masks=pack_masks(torch.rand(16, 224, 224, generator=generator) > 0.5),
                         score=torch.ones(16), res=224)
         start = time.perf_counter()
-        loss = batch_loss(attention, head, features, mesh, batch, 2.0)
+        loss = batch_loss(attention, head, features, mesh, batch, 2.0, loss_pixels=loss_pixels, generator=pixels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -126,10 +127,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--skip_training", action="store_true")
-    parser.add_argument("--training_case", help=argparse.SUPPRESS)
+    parser.add_argument("--training_case", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.training_case:
-        print(json.dumps(training_case(args.training_case, args.device)))
+        print(json.dumps(training_case(args.training_case[0], args.device, int(args.training_case[1]))))
         return
     device = resolve_device(args.device)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, median of {args.runs}")
@@ -140,13 +141,16 @@ def main() -> None:
         inference_rows(args.runs, device)
     if args.skip_training:
         return
-    print("\n| mesh | vertices | training s/batch (16 views, 224²) | peak GiB |")
-    print("|---|---:|---:|---:|")
+    print("\n| mesh | vertices | loss pixels per view | training s/batch (16 views, 224²) | peak GiB |")
+    print("|---|---:|---|---:|---:|")
     for name in MESHES:
-        command = [sys.executable, os.path.abspath(__file__), "--training_case", name, "--device", args.device]
-        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
-                            .splitlines()[-1])
-        print(f"| {name} | {result['vertices']:,} | {result['seconds']:.2f} | {result['peak_gib']:.2f} |", flush=True)
+        for loss_pixels in (0, 256):
+            command = [sys.executable, os.path.abspath(__file__), "--training_case", name, str(loss_pixels),
+                       "--device", args.device]
+            result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+                                .splitlines()[-1])
+            print(f"| {name} | {result['vertices']:,} | {loss_pixels or 'all'} | {result['seconds']:.2f} | "
+                  f"{result['peak_gib']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
