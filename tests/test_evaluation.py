@@ -191,14 +191,26 @@ def test_evaluate_options_change_the_profile_the_run_name_and_the_summary(tmp_pa
     make_psb(tmp_path / "psb", annotators=1)
     common = ["--data", str(tmp_path / "psb"), "--out", str(tmp_path / "out"), "--device", "cpu"]
     plain = EvaluationRun(evaluate.parse_args(common))
+    from utils.evaluation_pipeline import PROFILES
+
     varied = EvaluationRun(evaluate.parse_args(common + ["--negative_outside", "1", "--positive_inside", "1",
-                                                         "--decoder_samples", "1024"]))
-    assert not plain.profile.positive_inside and plain.profile.decoder_samples == 256
-    assert varied.profile.positive_inside and varied.profile.negative_outside and varied.profile.decoder_samples == 1024
+                                                         "--decoder_samples", "77", "--decoder_pixels", "0"]))
+    assert not plain.profile.positive_inside and plain.profile == PROFILES["quick"]
+    assert varied.profile.positive_inside and varied.profile.negative_outside
+    assert (varied.profile.decoder_samples, varied.profile.decoder_pixels) == (77, 0)
     assert varied.run_tag != plain.run_tag  # separate work folders and records
     summary = summary_markdown([], varied.settings)
-    assert "`--positive_inside 1`" in summary and "`--decoder_samples 1024`" in summary
+    assert all(f"`{option}`" in summary for option in ("--positive_inside 1", "--decoder_samples 77",
+                                                         "--decoder_pixels 0"))
     assert "--decoder_samples" not in summary_markdown([], plain.settings)
+    import dataclasses
+
+    changed = dataclasses.replace(PROFILES["quick"], decoder_epochs=2)  # a budget changed by an update
+    original, PROFILES["quick"] = PROFILES["quick"], changed
+    try:
+        assert EvaluationRun(evaluate.parse_args(common)).run_tag != plain.run_tag  # new folders, nothing stale
+    finally:
+        PROFILES["quick"] = original
     with pytest.raises(InputError, match="--decoder_samples must be >= 1"):
         evaluate.parse_args(common + ["--decoder_samples", "0"])
 

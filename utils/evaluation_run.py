@@ -5,9 +5,11 @@ with each method (utils/evaluation.py), write the mesh's record; then results.js
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Dict, List
 
 import numpy as np
@@ -47,7 +49,9 @@ class EvaluationRun:
                    + ("_ig" if args.same_part_negative == "ignore" else "")
                    + (f"_d{samples}" if samples != profile.decoder_samples else "")
                    + (f"_p{pixels}" if pixels != profile.decoder_pixels else ""))
-        self.run_tag = f"{args.profile}{variant}_a{args.annotator}_s{args.seed}"
+        # the resolved budget's digest: a profile changed by an update makes new folders instead of reusing stale ones
+        digest = hashlib.sha1(json.dumps(asdict(self.profile), sort_keys=True).encode()).hexdigest()[:6]
+        self.run_tag = f"{args.profile}{variant}_{digest}_a{args.annotator}_s{args.seed}"
         self.device = resolve_device(args.device)
         self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.SAM}"
         self.settings: Dict[str, object] = {
@@ -55,7 +59,7 @@ class EvaluationRun:
             "SAM": args.SAM if args.teacher == "sam" else None, "profile": args.profile,
             "negative_outside": bool(args.negative_outside), "positive_inside": bool(args.positive_inside),
             "same_part_negative": args.same_part_negative, "decoder_samples": samples,
-            "decoder_pixels": pixels,
+            "decoder_pixels": pixels, "budget": asdict(self.profile),
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
         self._sam = None
         if args.teacher == "sam":
