@@ -249,3 +249,15 @@ def test_the_pipeline_on_a_mesh_learns_the_clicked_part_and_reuses_its_stages(tm
     again = train_mesh(mesh, teacher, workspace, tiny)  # every stage is reused
     assert workspace.load_timings() == timings
     assert torch.equal(again.features, predictor.features)
+
+
+def test_quick_profile_samples_the_loss_pixels_only_on_meshes_whose_views_touch_thousands_of_vertices():
+    from utils.evaluation_pipeline import PROFILES
+
+    quick = PROFILES["quick"]
+    small, large = quick.pixels_from - 1, quick.pixels_from
+    assert quick.decoder_loss_pixels(small) == 0 and quick.decoder_loss_pixels(large) == quick.decoder_pixels > 0
+    per_vertex = quick.decoder_samples * quick.small_mesh  # samples × vertices, about constant below small_mesh
+    assert quick.decoder_sample_count(small) == round(per_vertex / small)
+    assert quick.decoder_sample_count(large) == round(quick.pixel_sample_factor * per_vertex / large)
+    assert quick.decoder_sample_count(10 * quick.small_mesh) == quick.pixel_sample_factor * quick.decoder_samples

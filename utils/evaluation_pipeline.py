@@ -46,6 +46,10 @@ class Profile:
     decoder_samples: samples the decoder trains on per epoch (None: all, as ``--data_percentage 1``; on meshes of
     fewer than ``small_mesh`` vertices, whose samples cost less, proportionally more, up to 8×),
     decoder_epochs, decoder_batch, decoder_learning_rate: decoder.py's flags. Views are rendered at 224 pixels.
+    decoder_pixels: on meshes of at least ``pixels_from`` vertices, the decoder's loss on this many random covered
+    pixels per sample (decoder.py ``--loss_pixels``; 0: every pixel) and ``pixel_sample_factor`` × the samples: a
+    view of such a mesh touches thousands of vertices, and the sampled loss makes a sample several times cheaper.
+    Views of smaller meshes touch a few hundred vertices: sampling would save little, and they keep every pixel.
     """
 
     name: str
@@ -62,7 +66,9 @@ class Profile:
     small_mesh: int = 10_000
     negative_outside: bool = False  # data_generation.py --negative_outside (not in the original)
     positive_inside: bool = False  # data_generation.py --positive_inside (not in the original)
-    decoder_pixels: int = 0  # decoder.py --loss_pixels (0: every covered pixel)
+    decoder_pixels: int = 0
+    pixels_from: int = 5_000
+    pixel_sample_factor: int = 4
 
     def click_percentage(self, num_vertices: int) -> float:
         """data_generation.py's ``--percentage`` for a mesh of ``num_vertices`` vertices."""
@@ -72,15 +78,20 @@ class Profile:
         """Samples per decoder epoch for a mesh of ``num_vertices`` vertices (None: all)."""
         if self.decoder_samples is None:
             return None
-        return round(self.decoder_samples * min(8.0, max(1.0, self.small_mesh / num_vertices)))
+        factor = self.pixel_sample_factor if self.decoder_loss_pixels(num_vertices) else 1
+        return round(self.decoder_samples * factor * min(8.0, max(1.0, self.small_mesh / num_vertices)))
+
+    def decoder_loss_pixels(self, num_vertices: int) -> int:
+        """decoder.py's ``--loss_pixels`` for a mesh of ``num_vertices`` vertices (0: every covered pixel)."""
+        return self.decoder_pixels if num_vertices >= self.pixels_from else 0
 
 
 PROFILES: Dict[str, Profile] = {
     # the original's defaults (README training sequence): hours per mesh on a CPU
     "full": Profile("full", 1000, 3, 0.03, 100, 1000, None, 5, 16, 1e-4),
-    # ≤ 2 minutes for a 10k-vertex mesh on a 2-core CPU (README "Evaluation" for what it costs in IoU); the decoder
-    # loss on 256 random pixels per sample makes 4× the samples of the whole-view loss affordable
-    "quick": Profile("quick", 200, 2, 0.01, 5, 100, 1024, 1, 8, 5e-4, min_clicks=100, decoder_pixels=256),
+    # ≤ 2 minutes for a 10k-vertex mesh on a 2-core CPU (README "Evaluation" for what it costs in IoU); from 5,000
+    # vertices the decoder's loss on 256 random pixels per sample makes 4× the samples affordable
+    "quick": Profile("quick", 200, 2, 0.01, 5, 100, 256, 1, 8, 5e-4, min_clicks=100, decoder_pixels=256),
 }
 
 
@@ -146,7 +157,7 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, profile: 
         os.makedirs(workspace.decoder, exist_ok=True)
         train_decoder(mesh, features, samples, indices, workspace.decoder, DECODER_NAME, DecoderSettings(),
                       profile.decoder_learning_rate, profile.decoder_epochs, profile.decoder_batch, 100, seed, 2.0,
-                      os.path.exists(workspace.checkpoint), device, progress, loss_pixels=profile.decoder_pixels)
+                      os.path.exists(workspace.checkpoint), device, progress, loss_pixels=profile.decoder_loss_pixels(mesh.num_vertices))
         workspace.record("decoder_training", time.perf_counter() - start)
     if not keep_stage_data:
         shutil.rmtree(workspace.decoder_data, ignore_errors=True)
