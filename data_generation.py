@@ -9,7 +9,7 @@ per click, as the original. See utils/decoder_data.py.
 """
 import argparse
 
-from utils.cli import add_device_argument, add_teacher_arguments, int_flag, require
+from utils.cli import add_device_argument, add_other_side_click_arguments, add_teacher_arguments, int_flag, require
 from utils.errors import run_cli
 
 
@@ -40,12 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="views drawn once and shared by all clicks (each encoded once); 0 = a view per click")
     parser.add_argument("--mask_select", default="first", choices=["first", "best"],
                         help="which of the teacher's 3 masks to keep: first (the original) or best-scoring")
-    parser.add_argument("--negative_outside", type=int_flag, default=0,
-                        help="1: also second negative clicks outside the first click's mask that leave it unchanged "
-                             "(not in the original; teaches that a negative click elsewhere keeps the segment)")
-    parser.add_argument("--positive_inside", type=int_flag, default=0,
-                        help="1: also second positive clicks inside the first click's mask that leave it unchanged "
-                             "(not in the original; teaches that a positive click on the same part does not grow it)")
+    add_other_side_click_arguments(parser)
     add_teacher_arguments(parser)
     add_device_argument(parser)
     return parser.parse_args(argv)

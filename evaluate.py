@@ -15,7 +15,7 @@ Writes to --out: results.json (every mesh, target and click), summary.md, iou_vs
 """
 import argparse
 
-from utils.cli import add_device_argument, int_flag, require
+from utils.cli import add_device_argument, add_other_side_click_arguments, require
 from utils.errors import run_cli
 
 
@@ -35,12 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="whose labels are the targets (PSB has several annotators per mesh; COSEG one)")
     parser.add_argument("--methods", nargs="+", default=["iseg", "random_walk"], choices=["iseg", "random_walk"],
                         help="segmenters to evaluate (default both)")
-    parser.add_argument("--negative_outside", type=int_flag, default=0,
-                        help="1: decoder data also with negative clicks outside the first click's segment "
-                             "(data_generation.py --negative_outside; not in the original)")
-    parser.add_argument("--positive_inside", type=int_flag, default=0,
-                        help="1: decoder data also with positive clicks inside the first click's segment "
-                             "(data_generation.py --positive_inside; not in the original)")
+    add_other_side_click_arguments(parser)
     parser.add_argument("--decoder_samples", type=int, default=None,
                         help="decoder training samples per epoch on a 10k-vertex mesh (up to 8× more on smaller "
                              "meshes), instead of the profile's (quick: 256); more costs time, buys quality")

@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import sys
 
-from utils.cli import add_device_argument, add_teacher_arguments, int_flag
+from utils.cli import add_device_argument, add_other_side_click_arguments, add_teacher_arguments
 from utils.errors import InputError, run_cli
 
 #: stage flags per budget: "original" = the original's defaults; "quick" and "demo" fit a laptop CPU
@@ -42,12 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--experiments_root", default="./experiments",
                         help="features and checkpoints go to <experiments_root>/<name>/")
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
-    parser.add_argument("--negative_outside", type=int_flag, default=0,
-                        help="1: decoder data also with negative clicks outside the first click's mask "
-                             "(data_generation.py --negative_outside; not in the original, see the README)")
-    parser.add_argument("--positive_inside", type=int_flag, default=0,
-                        help="1: decoder data also with positive clicks inside the first click's mask "
-                             "(data_generation.py --positive_inside; not in the original, see the README)")
+    add_other_side_click_arguments(parser)
     add_teacher_arguments(parser)
     add_device_argument(parser)
     return parser.parse_args(argv)

@@ -116,18 +116,24 @@ def test_features_must_match_the_mesh_and_load_from_a_grad_tensor(tmp_path):
         load_features(str(tmp_path / "short.pth"), mesh)
 
 
-def test_restricted_training_gives_the_full_loss_and_gradients():
-    vertices, faces, labels = two_spheres(subdivisions=2)
+def three_view_training_case(seed: int, res: int):
+    """Two spheres, random modules and features, and a batch of 3 samples (one of each kind) with random masks."""
+    vertices, faces, _ = two_spheres(subdivisions=2)
     mesh = mesh_from_arrays(vertices, faces)
-    attention, head = random_modules(3)
+    attention, head = random_modules(seed)
     features = torch.randn(mesh.num_vertices, 256) * 0.3
-    count, res = 3, 48
+    count = 3
     masks = torch.rand(count, res, res) > 0.5
     batch = Samples(vertices=torch.tensor([[0, 0], [5, 200], [7, 9]]),
                     signs=torch.tensor([[1, 1], [1, 1], [1, -1]], dtype=torch.int8),
                     kind=torch.tensor([0, 1, 2], dtype=torch.int8), view=torch.arange(count),
                     elev=torch.tensor([0.1, -0.4, 0.9]), azim=torch.tensor([0.0, 2.0, 4.0]),
                     points=torch.zeros(count, 2, 2), masks=pack_masks(masks), score=torch.ones(count), res=res)
+    return mesh, attention, head, features, batch
+
+
+def test_restricted_training_gives_the_full_loss_and_gradients():
+    mesh, attention, head, features, batch = three_view_training_case(3, 48)
     parameters = list(attention.parameters()) + list(head.parameters())
     restricted = batch_loss(attention, head, features, mesh, batch, 2.0, restricted=True)
     restricted_grads = torch.autograd.grad(restricted, parameters)
@@ -177,17 +183,8 @@ def test_chunked_head_with_recomputation_gives_the_same_loss_and_gradients(monke
 def test_sampled_pixel_loss_is_the_full_loss_on_average_and_exact_when_every_pixel_is_drawn():
     from utils.clicks import keyed_generator
 
-    vertices, faces, _ = two_spheres(subdivisions=2)
-    mesh = mesh_from_arrays(vertices, faces)
-    attention, head = random_modules(5)
-    features = torch.randn(mesh.num_vertices, 256) * 0.3
-    count, res = 3, 40
-    masks = torch.rand(count, res, res) > 0.5
-    batch = Samples(vertices=torch.tensor([[0, 0], [5, 200], [7, 9]]),
-                    signs=torch.tensor([[1, 1], [1, 1], [1, -1]], dtype=torch.int8),
-                    kind=torch.tensor([0, 1, 2], dtype=torch.int8), view=torch.arange(count),
-                    elev=torch.tensor([0.1, -0.4, 0.9]), azim=torch.tensor([0.0, 2.0, 4.0]),
-                    points=torch.zeros(count, 2, 2), masks=pack_masks(masks), score=torch.ones(count), res=res)
+    res = 40
+    mesh, attention, head, features, batch = three_view_training_case(5, res)
     with torch.no_grad():
         full = batch_loss(attention, head, features, mesh, batch, 2.0)
         every = batch_loss(attention, head, features, mesh, batch, 2.0, loss_pixels=res * res,

@@ -23,6 +23,17 @@ def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", default=None, help="per-face labels (.seg or .npy) for --teacher label")
 
 
+def add_other_side_click_arguments(parser: argparse.ArgumentParser) -> None:
+    """--negative_outside, --positive_inside: data_generation.py's options (train.py and evaluate.py pass them on)."""
+    parser.add_argument("--negative_outside", type=int_flag, default=0,
+                        help="1: decoder data also with second negative clicks outside the first click's mask that "
+                             "leave it unchanged (not in the original; a negative click elsewhere keeps the segment)")
+    parser.add_argument("--positive_inside", type=int_flag, default=0,
+                        help="1: decoder data also with second positive clicks inside the first click's mask that "
+                             "leave it unchanged (not in the original; a positive click on the same part does not "
+                             "grow it)")
+
+
 def int_flag(value: str) -> int:
     """The original's 0/1 integer flags (any integer accepted, non-zero = on)."""
     try:

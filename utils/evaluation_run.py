@@ -46,10 +46,8 @@ class EvaluationRun:
                                positive_inside=bool(args.positive_inside), decoder_samples=samples,
                                decoder_pixels=pixels)
         variant = (("_no" if args.negative_outside else "") + ("_pi" if args.positive_inside else "")
-                   + ("_ig" if args.same_part_negative == "ignore" else "")
-                   + (f"_d{samples}" if samples != profile.decoder_samples else "")
-                   + (f"_p{pixels}" if pixels != profile.decoder_pixels else ""))
-        # the resolved budget's digest: a profile changed by an update makes new folders instead of reusing stale ones
+                   + ("_ig" if args.same_part_negative == "ignore" else ""))
+        # the resolved budget's digest (overrides included): a changed budget makes new folders, never reuses stale ones
         digest = hashlib.sha1(json.dumps(asdict(self.profile), sort_keys=True).encode()).hexdigest()[:6]
         self.run_tag = f"{args.profile}{variant}_{digest}_a{args.annotator}_s{args.seed}"
         self.device = resolve_device(args.device)
