@@ -101,11 +101,14 @@ class Cameras:
         return torch.stack([x, y, z], dim=-2)
 
     def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
-        """Points (N, 3) or (B, N, 3) in world coordinates → (B, N, 3) camera coordinates."""
-        rotations = self.rotations().to(points.dtype)
-        translation = -(rotations @ self.positions().to(points.dtype).unsqueeze(-1)).transpose(1, 2)  # (B, 1, 3)
-        return torch.baddbmm(translation, points.expand(len(self), -1, -1) if points.dim() == 2 else points,
-                             rotations.transpose(1, 2))
+        """Points (N, 3) or (B, N, 3) in world coordinates → (B, N, 3) camera coordinates R · (p − eye).
+
+        Element-wise products and sums in a fixed order (no matrix products, whose blocking depends on the batch):
+        a view's coordinates are the same bits whatever other views share the call.
+        """
+        positions = self.positions().to(points.dtype)
+        relative = [points[..., k] - positions[:, k:k + 1] for k in range(3)]  # 3 × (B, N)
+        return torch.stack([rotate(self.rotations().to(points.dtype)[:, k], relative) for k in range(3)], dim=-1)
 
     def focal(self) -> float:
         """1 / tan(fov / 2): NDC x = focal · x_cam / depth."""
@@ -138,6 +141,12 @@ class Cameras:
         directions = torch.stack([grid_x * tan, grid_y * tan, -torch.ones_like(grid_x)], dim=-1).reshape(-1, 3)
         world = directions @ self.rotations()  # rows of the rotation are the camera axes: world = Rᵀ · camera
         return self.positions(), world / world.norm(dim=-1, keepdim=True)
+
+
+def rotate(rows: torch.Tensor, vectors) -> torch.Tensor:
+    """Dot products of B row vectors (B, 3) with M vectors given by their coordinates (3 × (M,) or 3 × (B, M)) →
+    (B, M), element-wise in a fixed order, so that each view's values do not depend on the batch."""
+    return rows[:, 0:1] * vectors[0] + rows[:, 1:2] * vectors[1] + rows[:, 2:3] * vectors[2]
 
 
 def ndc_to_pixel(ndc: torch.Tensor, res: int) -> torch.Tensor:

@@ -33,7 +33,7 @@ from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
-from utils.camera import Cameras, ndc_to_pixel
+from utils.camera import Cameras, ndc_to_pixel, rotate
 
 #: faces with a vertex closer to the camera than this (or behind it) are not drawn
 Z_NEAR = 1e-3
@@ -186,16 +186,15 @@ def _setup_faces(
     """
     num_views, num_vertices = len(cameras), vertices.shape[0]
     device = vertices.device
-    rotations = cameras.rotations()  # (B, 3, 3)
-    translation = -(rotations @ cameras.positions().unsqueeze(-1))  # (B, 3, 1)
-    x, y, z = (torch.addmm(translation[:, k], rotations[:, k], vertices.T).view(-1) for k in range(3))  # (B·N,)
+    camera_space = cameras.world_to_camera(vertices)  # (B, N, 3), each view's bits independent of the batch
+    x, y, z = (camera_space[..., k].reshape(-1) for k in range(3))  # (B·N,)
     depth = -z
     scale = cameras.focal() * res / 2 / depth.clamp_min(Z_NEAR)
     column = x * scale + (res / 2 - 0.5)  # continuous pixel coordinates, see utils.camera.ndc_to_pixel
     row = (res / 2 - 0.5) - y * scale
 
     if normals is not None:
-        view, face = ((rotations[:, 2, :] @ normals) >= 0).nonzero(as_tuple=True)
+        view, face = (rotate(cameras.rotations()[:, 2, :], normals) >= 0).nonzero(as_tuple=True)
     else:
         view = torch.arange(num_views, device=device).repeat_interleave(corner_ids.shape[1])
         face = torch.arange(corner_ids.shape[1], device=device).repeat(num_views)
@@ -398,7 +397,7 @@ def visible_vertices(
     vertex_normals = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), normals.repeat_interleave(3, dim=0))
     has_faces = torch.zeros(num_vertices, dtype=torch.bool, device=vertices.device)
     has_faces[faces.reshape(-1)] = True
-    facing = (cameras.rotations()[:, 2, :] @ vertex_normals.T) >= 0  # (B, N)
+    facing = rotate(cameras.rotations()[:, 2, :], vertex_normals.T) >= 0  # (B, N)
 
     view = torch.arange(num_views, device=vertices.device).unsqueeze(1)
     seen_face = fragments.pix_to_face.to(vertices.device)[view, pixels[..., 0], pixels[..., 1]]  # (B, N)
