@@ -43,6 +43,8 @@ def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser(description: str = __doc__, interactive: bool = False) -> argparse.ArgumentParser:
     """decoder.py's flags; ``interactive``: interactive.py's — the same without --seed and --mode (reference §3.4),
     those it does not use accepted without effect."""
+    from utils.decoder_training import LR_SCHEDULES
+
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_decoder_arguments(parser)
     if not interactive:
@@ -54,6 +56,8 @@ def build_parser(description: str = __doc__, interactive: bool = False) -> argpa
     parser.add_argument("--loss_pixels", type=int, default=0,
                         help="training loss of each sample on at most this many of its covered pixels, drawn at "
                              "random (0 = all, the original; a few hundred make samples several times cheaper)")
+    parser.add_argument("--lr_schedule", default="constant", choices=LR_SCHEDULES,
+                        help="constant (the original) or cosine: a 5 %% linear warm-up, then a cosine decay to 0")
     parser.add_argument("--render_res", type=int, default=224,
                         help="render size (training: must equal the samples' mask size; test: the view grid)")
     parser.add_argument("--continue_train", type=int_flag, default=0, help="1: resume from save_dir/model_name")
@@ -128,7 +132,7 @@ def train(args, mesh, features, device) -> None:
     os.makedirs(args.save_dir, exist_ok=True)
     train_decoder(mesh, features, samples, indices, args.save_dir, args.model_name, settings, args.learning_rate,
                   args.num_epochs, args.batch_size, args.save_interval, args.seed, float(manifest["radius"]),
-                  bool(args.continue_train), device, loss_pixels=args.loss_pixels)
+                  bool(args.continue_train), device, loss_pixels=args.loss_pixels, lr_schedule=args.lr_schedule)
     print(f"wrote {os.path.join(args.save_dir, args.model_name)}")
 
 

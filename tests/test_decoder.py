@@ -199,3 +199,47 @@ def test_sampled_pixel_loss_is_the_full_loss_on_average_and_exact_when_every_pix
     assert torch.equal(again, draws[0]) and draws.std() > 0  # seeded, and the draws differ
     assert torch.allclose(reference, draws[0], rtol=1e-5)  # the drawn pixels' own vertices, as on every vertex
     assert abs(float(draws.mean()) - float(full)) < 3 * float(draws.std()) / 150 ** 0.5 + 1e-3
+
+
+def test_view_cache_gives_the_fresh_pixel_weights_rasterizes_each_view_once_and_keeps_to_its_budget(monkeypatch):
+    import utils.decoder_training as training
+    from utils.decoder_training import ViewCache
+
+    mesh, attention, head, features, batch = three_view_training_case(6, 40)
+    repeated = batch.select(torch.tensor([0, 1, 0, 2, 1]))  # views 0 and 1 twice in one batch
+    fresh = ViewCache(0).pixel_weights(mesh, repeated, 2.0)
+    calls = []
+    original = training.rasterize
+    monkeypatch.setattr(training, "rasterize", lambda *a, **k: calls.append(len(a[1])) or original(*a, **k))
+    cache = ViewCache()
+    first = cache.pixel_weights(mesh, repeated, 2.0)
+    second = cache.pixel_weights(mesh, repeated, 2.0)
+    assert calls == [3]  # three distinct views, rasterized together once; the second batch from the cache
+    for views in (first, second):
+        for a, b in zip(views, fresh):
+            assert all(torch.equal(x, y) for x, y in ((a.pixels, b.pixels), (a.vertices, b.vertices),
+                                                      (a.corners, b.corners), (a.weights, b.weights)))
+    with torch.no_grad():
+        assert torch.equal(batch_loss(attention, head, features, mesh, repeated, 2.0, view_cache=cache),
+                           batch_loss(attention, head, features, mesh, repeated, 2.0))
+    one_view = ViewCache._size(fresh[0])
+    small = ViewCache(max_bytes=one_view + 1)  # room for about one view: the least recently used goes
+    small.pixel_weights(mesh, repeated, 2.0)
+    assert small.bytes <= small.max_bytes and len(small.entries) == 1
+    nothing = ViewCache(0)
+    nothing.pixel_weights(mesh, repeated, 2.0)
+    assert len(nothing.entries) == 0 and nothing.bytes == 0
+
+
+def test_cosine_learning_rate_warms_up_then_decays_to_zero_and_constant_is_the_original():
+    from utils.decoder_training import WARMUP_SHARE, learning_rate_factor
+
+    total = 200
+    warmup = round(WARMUP_SHARE * total)
+    factors = [learning_rate_factor("cosine", step, total) for step in range(total)]
+    assert factors[0] == pytest.approx(1 / warmup) and factors[warmup - 1] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(factors[warmup:], factors[warmup + 1:]))  # strictly decreasing after warm-up
+    assert factors[warmup + (total - warmup) // 2] == pytest.approx(0.5, abs=0.01) and factors[-1] < 1e-3
+    assert all(learning_rate_factor("constant", step, total) == 1.0 for step in range(total))
+    with pytest.raises(ValueError):
+        learning_rate_factor("linear", 0, total)

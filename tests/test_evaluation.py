@@ -1,12 +1,13 @@
 """evaluate.py's parts on small synthetic labelled meshes: dataset layouts, targets, click simulation, bookkeeping,
 the random-walk segmenter, the human ceiling, and a whole run (no ../shared/data)."""
+import dataclasses
 import json
 import os
 
 import numpy as np
 import pytest
 
-from utils.click_simulation import MeshGeometry, area_iou
+from utils.click_simulation import MeshGeometry, area_iou, first_click
 from utils.datasets import find_collection, psb_category
 from utils.errors import InputError
 from utils.evaluation import (
@@ -203,8 +204,6 @@ def test_evaluate_options_change_the_profile_the_run_name_and_the_summary(tmp_pa
     assert all(f"`{option}`" in summary for option in ("--positive_inside 1", "--decoder_samples 77",
                                                          "--decoder_pixels 0"))
     assert "--decoder_samples" not in summary_markdown([], plain.settings)
-    import dataclasses
-
     changed = dataclasses.replace(PROFILES["quick"], decoder_epochs=2)  # a budget changed by an update
     original, PROFILES["quick"] = PROFILES["quick"], changed
     try:
@@ -229,15 +228,17 @@ def test_the_pipeline_on_a_mesh_learns_the_clicked_part_and_reuses_its_stages(tm
 
     from models.label_teacher import LabelTeacher
     from utils.evaluation import IsegSegmenter
-    from utils.evaluation_pipeline import MeshWorkspace, Profile, train_mesh
+    from utils.evaluation_pipeline import PROFILES, MeshWorkspace, train_mesh
     from utils.mesh import load_mesh
 
     vertices, faces, labels = cut_sphere(subdivisions=3)  # two labelled halves
     write_off(tmp_path / "sphere.off", vertices, faces)
     mesh = load_mesh(tmp_path / "sphere.off")
-    tiny = Profile("tiny", 60, 3, 0.05, 3, 30, 512, 1, 8, 5e-4, min_clicks=20, small_mesh=0, negative_outside=True)
+    # the quick profile's decoder (attention, learning-rate schedule) and data rules, on fewer views and samples
+    tiny = dataclasses.replace(PROFILES["quick"], name="tiny", encoder_views=60, encoder_epochs=3, click_share=0.05,
+                               views_per_click=3, view_pool=30, decoder_samples=512, min_clicks=20, small_mesh=0)
     workspace = MeshWorkspace(str(tmp_path / "work"))
-    teacher = LabelTeacher(torch.from_numpy(labels), "sphere", split_parts=False)
+    teacher = LabelTeacher(torch.from_numpy(labels), "sphere")
     predictor = train_mesh(mesh, teacher, workspace, tiny)
     timings = workspace.load_timings()
     assert set(timings) == {"encoder_views", "encoder_training", "decoder_data", "decoder_training"}
@@ -246,6 +247,9 @@ def test_the_pipeline_on_a_mesh_learns_the_clicked_part_and_reuses_its_stages(tm
     segmenter = IsegSegmenter(predictor, mesh.faces.numpy())
     for part in (0, 1):
         assert simulate_clicks(segmenter, labels == part, geometry, cap=1)[0].iou > 0.9
+    first = [first_click(labels == part, geometry) for part in (0, 1)]
+    kept = area_iou(segmenter(first, [True, False]), labels == 0, geometry.areas)
+    assert kept > 0.9  # a negative click on the other half keeps the clicked half and leaves the other out
     again = train_mesh(mesh, teacher, workspace, tiny)  # every stage is reused
     assert workspace.load_timings() == timings
     assert torch.equal(again.features, predictor.features)

@@ -23,7 +23,9 @@ progress (0-based; = num_epochs when done) and ``batch_idx`` the number of its b
 """
 from __future__ import annotations
 
+import math
 import os
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -44,6 +46,8 @@ from utils.runtime import seed_everything
 from utils.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE, Samples
 
 TWO_CLICK_CAP = 5  # second-click samples of each kind: at most this many times the single-click ones
+LR_SCHEDULES = ("constant", "cosine")
+WARMUP_SHARE = 0.05  # "cosine": the first 5 % of the steps ramp the learning rate up linearly
 HEAD_CHUNK_ROWS = 16384  # head rows per gradient-checkpointed chunk in big batches
 
 
@@ -116,7 +120,8 @@ def compose_training_set(samples: Samples, use_positive: bool, use_negative: boo
 
 def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: torch.Tensor, mesh: Mesh,
                batch: Samples, radius: float, restricted: bool = True, loss_pixels: int = 0,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+               generator: Optional[torch.Generator] = None, view_cache: Optional["ViewCache"] = None
+               ) -> torch.Tensor:
     """Mean BCE over the covered pixels of a batch between rendered probabilities and the teacher's masks.
 
     Args:
@@ -126,11 +131,10 @@ def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: tor
             vertex, the straightforward reference).
         loss_pixels: > 0: the loss on at most this many covered pixels per sample, drawn from the whole batch's with
             ``generator`` (a CPU torch.Generator; see the module docstring).
+        view_cache: keeps the views' pixel weights between batches (None: every view is rasterized again).
     """
     device = features.device
-    cameras = Cameras(batch.elev, batch.azim, radius).to(device)
-    fragments = rasterize(mesh, cameras, batch.res)
-    views = [PixelWeights.from_fragments(fragments, mesh.faces, b) for b in range(len(batch))]
+    views = (view_cache or ViewCache(0)).pixel_weights(mesh, batch, radius)
     if loss_pixels > 0:
         views = sample_pixels(views, loss_pixels * len(batch), generator)
     masks = batch.unpacked_masks().to(device).reshape(len(batch), -1)
@@ -150,14 +154,63 @@ def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: tor
     touched_features = features.index_select(0, touched)
     queries = attention.queries(touched_features).index_select(0, rows)  # (R, 256)
     keys, values = attention.keys_values(features[clicks], positive)  # (B, C, 256)
-    weights = torch.softmax(torch.einsum("rd,rcd->rc", queries, keys[sample]) / attention.temperature, dim=-1)
-    attended = torch.einsum("rc,rcd->rd", weights, values[sample])
+    # index_select, not keys[sample]: the backward of advanced indexing (index_put_ with accumulate) adds with
+    # atomics across CPU threads, whose order — and rounding — changes with the machine's load; index_add does not
+    weights = torch.softmax(torch.einsum("rd,rcd->rc", queries, keys.index_select(0, sample)) / attention.temperature,
+                            dim=-1)
+    attended = torch.einsum("rc,rcd->rd", weights, values.index_select(0, sample))
     probability = head_probabilities(head, torch.cat([touched_features.index_select(0, rows), attended], dim=-1))
     offsets = torch.cumsum(counts, 0) - counts
     corners = torch.cat([view.corners + offsets[b] for b, view in enumerate(views)])
     corner_weights = torch.cat([view.weights for view in views]).to(probability.dtype)
     rendered = (corner_weights * probability.index_select(0, corners.reshape(-1)).view(-1, 3)).sum(dim=1)
     return F.binary_cross_entropy(rendered.clamp(0, 1), targets)
+
+
+class ViewCache:
+    """Pixel weights (:class:`PixelWeights`) of the views samples were drawn in, kept between batches.
+
+    Geometry needs no gradients, so a view is rasterized once (DESIGN "Fragments"): samples of the view pool share a
+    few hundred views, each reused by dozens of samples. Views are keyed by (view id, elevation, azimuth); the least
+    recently used are dropped beyond ``max_bytes`` (0: nothing is kept). Cached and fresh weights are identical.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2 ** 20) -> None:
+        self.max_bytes = max_bytes
+        self.entries: "OrderedDict[tuple, PixelWeights]" = OrderedDict()
+        self.bytes = 0
+
+    @staticmethod
+    def _size(view: PixelWeights) -> int:
+        return sum(t.numel() * t.element_size() for t in (view.pixels, view.vertices, view.corners, view.weights))
+
+    def pixel_weights(self, mesh: Mesh, batch: Samples, radius: float) -> List[PixelWeights]:
+        """The batch's views' pixel weights at the masks' resolution, rasterizing (together) those not kept."""
+        device = mesh.vertices.device
+        keys = [(int(v), float(e), float(a)) for v, e, a in zip(batch.view, batch.elev, batch.azim)]
+        found: Dict[tuple, PixelWeights] = {key: self.entries[key] for key in keys if key in self.entries}
+        missing = [i for i, key in enumerate(keys) if key not in found and key not in keys[:i]]  # each view once
+        if missing:
+            rows = torch.tensor(missing)
+            fragments = rasterize(mesh, Cameras(batch.elev[rows], batch.azim[rows], radius).to(device), batch.res)
+            for b, i in enumerate(missing):
+                found[keys[i]] = PixelWeights.from_fragments(fragments, mesh.faces, b)
+        for key in keys:
+            self._keep(key, found[key])
+        return [found[key] for key in keys]
+
+    def _keep(self, key: tuple, view: PixelWeights) -> None:
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return
+        size = self._size(view)
+        if size > self.max_bytes:
+            return
+        self.entries[key] = view
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, dropped = self.entries.popitem(last=False)
+            self.bytes -= self._size(dropped)
 
 
 def sample_pixels(views: List[PixelWeights], count: int, generator: Optional[torch.Generator]
@@ -184,6 +237,24 @@ def head_probabilities(head: DecoderHead, inputs: torch.Tensor) -> torch.Tensor:
     return torch.cat(chunks)
 
 
+def learning_rate_factor(schedule: str, step: int, total: int) -> float:
+    """The learning rate of global step ``step`` (0-based) of ``total``, as a share of the peak.
+
+    "constant" (the original): 1. "cosine": a linear warm-up over the first WARMUP_SHARE of the steps, then a cosine
+    decay to 0 at the last step — short runs settle instead of stopping at full speed. A function of the step alone,
+    so a resumed run uses the same rates.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+    warmup = max(1, round(WARMUP_SHARE * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
 def decoder_trained(path: str) -> bool:
     """Whether a decoder checkpoint exists and finished its epochs (else training continues from it)."""
     if not os.path.exists(path):
@@ -203,10 +274,10 @@ def checkpoint_paths(save_dir: str, model_name: str, epoch: Optional[int] = None
 def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices: torch.Tensor, save_dir: str,
                   model_name: str, settings: DecoderSettings, learning_rate: float, num_epochs: int,
                   batch_size: int, save_interval: int, seed: int, radius: float, continue_train: bool,
-                  device: torch.device = torch.device("cpu"), progress: bool = True, loss_pixels: int = 0
-                  ) -> List[float]:
+                  device: torch.device = torch.device("cpu"), progress: bool = True, loss_pixels: int = 0,
+                  lr_schedule: str = "constant") -> List[float]:
     """Train (or continue training) the decoder; returns the per-batch losses of the whole run (``loss_pixels``: see
-    the module docstring)."""
+    the module docstring; ``lr_schedule``: :func:`learning_rate_factor`)."""
     seed_everything(seed)
     attention, head = settings.build()
     attention, head = attention.to(device), head.to(device)
@@ -215,6 +286,8 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
               "num_samples": int(len(indices)), "settings": asdict(settings)}
     if loss_pixels > 0:  # only when used: checkpoints from before the option stay continuable
         config["loss_pixels"] = loss_pixels
+    if lr_schedule != "constant":
+        config["lr_schedule"] = lr_schedule
     path = checkpoint_paths(save_dir, model_name)
     epoch, done, losses = 0, 0, []
     if continue_train:
@@ -231,6 +304,7 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
 
     features = features.to(device)
     mesh = mesh.to(device)
+    view_cache = ViewCache()
     batches_per_epoch = (len(indices) + batch_size - 1) // batch_size
     total = num_epochs * batches_per_epoch
     bar = tqdm(total=total, initial=min(total, epoch * batches_per_epoch + done), desc="decoder training",
@@ -242,8 +316,11 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
         while done < batches_per_epoch:
             batch = samples.select(order[done * batch_size:(done + 1) * batch_size])
             generator = keyed_generator(seed, "loss pixels", epoch, done) if loss_pixels > 0 else None
+            step = epoch * batches_per_epoch + done
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate * learning_rate_factor(lr_schedule, step, total)
             loss = batch_loss(attention, head, features, mesh, batch, radius, loss_pixels=loss_pixels,
-                              generator=generator)
+                              generator=generator, view_cache=view_cache)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

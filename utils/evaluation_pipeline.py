@@ -50,6 +50,8 @@ class Profile:
     pixels per sample (decoder.py ``--loss_pixels``; 0: every pixel) and ``pixel_sample_factor`` × the samples: a
     view of such a mesh touches thousands of vertices, and the sampled loss makes a sample several times cheaper.
     Views of smaller meshes touch a few hundred vertices: sampling would save little, and they keep every pixel.
+    decoder_lr_schedule: decoder.py ``--lr_schedule``; decoder_settings: decoder.py's architecture flags
+    (``--use_attention_q/k/v``, ``--depth``, …), used for training and for the predictor.
     """
 
     name: str
@@ -69,6 +71,8 @@ class Profile:
     decoder_pixels: int = 0
     pixels_from: int = 5_000
     pixel_sample_factor: int = 4
+    decoder_lr_schedule: str = "constant"
+    decoder_settings: DecoderSettings = DecoderSettings()
 
     def click_percentage(self, num_vertices: int) -> float:
         """data_generation.py's ``--percentage`` for a mesh of ``num_vertices`` vertices."""
@@ -89,9 +93,14 @@ class Profile:
 PROFILES: Dict[str, Profile] = {
     # the original's defaults (README training sequence): hours per mesh on a CPU
     "full": Profile("full", 1000, 3, 0.03, 100, 1000, None, 5, 16, 1e-4),
-    # ≤ 2 minutes for a 10k-vertex mesh on a 2-core CPU (README "Evaluation" for what it costs in IoU); from 5,000
-    # vertices the decoder's loss on 256 random pixels per sample makes 4× the samples affordable
-    "quick": Profile("quick", 200, 2, 0.01, 5, 100, 256, 1, 8, 5e-4, min_clicks=100, decoder_pixels=256),
+    # ≤ 2 minutes for a 10k-vertex mesh on a 2-core CPU (README "Evaluation" for what each choice buys): first clicks
+    # on 3 % of the vertices × 2 views (many clicks, few views each); from 5,000 vertices the decoder's loss on 256
+    # random pixels per sample makes 4× the samples affordable; a cosine learning rate, so that one short epoch
+    # settles; and the original's --use_attention_q 0 --use_attention_k 0: vertices attend to the clicks whose features
+    # are most like their own, which a short training does not learn by itself
+    "quick": Profile("quick", 200, 2, 0.03, 2, 100, 256, 1, 8, 5e-4, min_clicks=100, decoder_pixels=256,
+                     decoder_lr_schedule="cosine",
+                     decoder_settings=DecoderSettings(use_attention_q=False, use_attention_k=False)),
 }
 
 
@@ -155,11 +164,13 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, profile: 
         share = 1.0 if wanted is None else min(1.0, wanted / len(every))
         indices = compose_training_set(samples, True, True, share, seed)
         os.makedirs(workspace.decoder, exist_ok=True)
-        train_decoder(mesh, features, samples, indices, workspace.decoder, DECODER_NAME, DecoderSettings(),
+        train_decoder(mesh, features, samples, indices, workspace.decoder, DECODER_NAME, profile.decoder_settings,
                       profile.decoder_learning_rate, profile.decoder_epochs, profile.decoder_batch, 100, seed, 2.0,
-                      os.path.exists(workspace.checkpoint), device, progress, loss_pixels=profile.decoder_loss_pixels(mesh.num_vertices))
+                      os.path.exists(workspace.checkpoint), device, progress,
+                      loss_pixels=profile.decoder_loss_pixels(mesh.num_vertices),
+                      lr_schedule=profile.decoder_lr_schedule)
         workspace.record("decoder_training", time.perf_counter() - start)
     if not keep_stage_data:
         shutil.rmtree(workspace.decoder_data, ignore_errors=True)
-    attention, head = load_decoder(workspace.checkpoint, DecoderSettings(), device)
+    attention, head = load_decoder(workspace.checkpoint, profile.decoder_settings, device)
     return DecoderPredictor(attention, head, features.to(device))
