@@ -214,6 +214,22 @@ def test_evaluate_options_change_the_profile_the_run_name_and_the_summary(tmp_pa
         evaluate.parse_args(common + ["--decoder_samples", "0"])
 
 
+def test_curve_margin_finds_the_click_count_where_a_method_is_least_ahead():
+    from utils.evaluation_report import curve_margin
+
+    iseg = np.full((2, 20), 0.9)
+    walk = np.linspace(0.2, 0.95, 20)[None].repeat(2, axis=0)  # passes 0.9 after 19 clicks
+    worst, value, below = curve_margin({"iseg": iseg, "random_walk": walk})
+    assert (worst, below) == (20, [19, 20]) and value == pytest.approx(0.9 - 0.95)
+    assert curve_margin({"iseg": iseg}) is None
+    assert "above it after every click count" in summary_markdown(
+        [{"collection": "c", "mesh_id": "1", "category": "x", "timings": {}, "targets": [
+            {"label": 0, "area_share": 1.0, "human_ceiling": float("nan"),
+             "clicks": {"iseg": [{"vertex": 0, "positive": True, "iou": 0.9, "seconds": 0.0}],
+                        "random_walk": [{"vertex": 0, "positive": True, "iou": 0.5, "seconds": 0.0}]}}]}],
+        {"data": "d", "teacher": "label", "profile": "quick", "annotator": 0, "seed": 0})
+
+
 def test_click_effects_count_correction_clicks_that_hurt():
     from utils.evaluation_report import click_effects
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import asdict
 from typing import Dict, List, Sequence
 
 import numpy as np
 
 from utils.click_simulation import NOC_CAP, number_of_clicks
+from utils.decoder_training import DecoderSettings
 from utils.evaluation import IOU_AT, NOC_THRESHOLDS, ious_per_click
 from utils.evaluation_pipeline import PROFILES
 
@@ -71,6 +73,9 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
         if profile is not None and value is not None and value != getattr(profile, name):
             options.append(f"`--{name} {value}`")
     extra = f" with {' '.join(options)}" if options else ""
+    decoder_flags = _decoder_flags(settings.get("budget") or {})
+    if decoder_flags:
+        extra += f" (decoder.py {' '.join(decoder_flags)})"
     lines += [f"Profile `{settings['profile']}`{extra}, annotator {settings['annotator']}, seed {settings['seed']}; "
               f"{len(evaluated)} meshes evaluated" + (f", {len(failed)} failed" if failed else "") + ", "
               f"{sum(len(r['targets']) for r in evaluated)} targets (segments ≥ 2 % of the area); up to {NOC_CAP} "
@@ -81,6 +86,7 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
     curves = method_curves(evaluated)
     if curves:
         lines += _overall_table(curves)
+        lines += _margin_lines(curves)
         lines += _category_table(evaluated)
     ceiling = [t["human_ceiling"] for r in evaluated for t in r["targets"]
                if t.get("human_ceiling") is not None and not math.isnan(t["human_ceiling"])]
@@ -97,6 +103,18 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
     return "\n".join(lines)
 
 
+def _decoder_flags(budget: Dict) -> List[str]:
+    """decoder.py flags, other than the original's defaults, that a resolved profile (``asdict(Profile)``) trains with."""
+    flags = [f"`--lr_schedule {budget['decoder_lr_schedule']}`"] if budget.get("decoder_lr_schedule",
+                                                                               "constant") != "constant" else []
+    settings = budget.get("decoder_settings") or {}
+    for key, default in asdict(DecoderSettings()).items():  # in the dataclass's order, whatever the JSON's
+        value = settings.get(key, default)
+        if value != default:  # the original's flag names (its typo included)
+            flags.append(f"`--{'redsidual_attention' if key == 'residual_attention' else key} {int(value)}`")
+    return flags
+
+
 def _overall_table(curves: Dict[str, np.ndarray]) -> List[str]:
     tags = [int(round(t * 100)) for t in NOC_THRESHOLDS]
     header = (["method", "targets"] + [f"IoU@{k}" for k in IOU_AT] + [f"NoC@{t}" for t in tags]
@@ -110,6 +128,27 @@ def _overall_table(curves: Dict[str, np.ndarray]) -> List[str]:
         lines.append("| " + " | ".join(row) + " |")
     return lines + ["", f"NoC@t: clicks until IoU ≥ t ({NOC_CAP} when never); ≥{NOC_CAP}: share of targets that "
                         f"never reached t in {NOC_CAP} clicks.", ""]
+
+
+def curve_margin(curves: Dict[str, np.ndarray], method: str = "iseg", baseline: str = "random_walk"):
+    """(k, margin, not_above): the click count k in 1..NOC_CAP at which ``method``'s mean IoU is least above
+    ``baseline``'s, that margin, and the click counts at which it is not above; None if either method is missing."""
+    if method not in curves or baseline not in curves:
+        return None
+    margins = curves[method].mean(axis=0) - curves[baseline].mean(axis=0)  # (NOC_CAP,)
+    worst = int(np.argmin(margins))
+    return worst + 1, float(margins[worst]), [k + 1 for k in np.nonzero(margins <= 0)[0]]
+
+
+def _margin_lines(curves: Dict[str, np.ndarray]) -> List[str]:
+    margin = curve_margin(curves)
+    if margin is None:
+        return []
+    worst, value, below = margin
+    verdict = (f"above it after every click count from 1 to {NOC_CAP}" if not below else
+               f"not above it after {', '.join(str(k) for k in below)} click(s)")
+    return [f"Mean IoU of iSeg minus the random walk's: smallest margin {value:+.3f} (after {worst} clicks); iSeg is "
+            f"{verdict}.", ""]
 
 
 def _category_table(records: Sequence[Dict]) -> List[str]:
