@@ -102,8 +102,7 @@ def decoder_settings(args: argparse.Namespace):
 
     if args.depth < 1:
         raise InputError(f"--depth must be >= 1, got {args.depth}")
-    return DecoderSettings(args.depth, bool(args.use_attention_q), bool(args.use_attention_k),
-                           bool(args.use_attention_v), bool(args.redsidual_attention), bool(args.scale_attention))
+    return DecoderSettings.from_flags(vars(args))
 
 
 def train(args, mesh, features, device) -> None:

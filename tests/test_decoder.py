@@ -243,3 +243,17 @@ def test_cosine_learning_rate_warms_up_then_decays_to_zero_and_constant_is_the_o
     assert all(learning_rate_factor("constant", step, total) == 1.0 for step in range(total))
     with pytest.raises(ValueError):
         learning_rate_factor("linear", 0, total)
+
+
+def test_decoder_settings_round_trip_through_decoder_py_flags():
+    import decoder
+
+    parser = decoder.build_parser()
+    assert decoder.decoder_settings(parser.parse_args([])) == DecoderSettings()
+    changed = decoder.decoder_settings(parser.parse_args(["--redsidual_attention", "1", "--use_attention_k", "0",
+                                                          "--depth", "3"]))
+    assert changed == DecoderSettings(depth=3, use_attention_k=False, residual_attention=True)
+    assert changed.changed_flags() == ["--depth 3", "--use_attention_k 0", "--redsidual_attention 1"]
+    flags = [word for flag in changed.changed_flags() for word in flag.split()]
+    assert decoder.decoder_settings(parser.parse_args(flags)) == changed
+    assert DecoderSettings().changed_flags() == []

@@ -62,6 +62,22 @@ class DecoderSettings:
     residual_attention: bool = False
     scale_attention: bool = True
 
+    #: decoder.py's flag of each field (the original's names, its typo included)
+    FLAGS = {"depth": "depth", "use_attention_q": "use_attention_q", "use_attention_k": "use_attention_k",
+             "use_attention_v": "use_attention_v", "residual_attention": "redsidual_attention",
+             "scale_attention": "scale_attention"}
+
+    @classmethod
+    def from_flags(cls, values: Dict[str, object]) -> "DecoderSettings":
+        """Settings from decoder.py's flag values (e.g. ``vars(args)``), keyed by flag name."""
+        return cls(**{field: type(getattr(cls, field))(values[flag]) for field, flag in cls.FLAGS.items()})
+
+    def changed_flags(self) -> List[str]:
+        """decoder.py flags (``--name value``) that differ from the original's defaults, in the fields' order."""
+        default = DecoderSettings()
+        return [f"--{flag} {int(getattr(self, field))}" for field, flag in self.FLAGS.items()
+                if getattr(self, field) != getattr(default, field)]
+
     def build(self) -> Tuple[InteractiveAttention, DecoderHead]:
         attention = InteractiveAttention(256, self.use_attention_q, self.use_attention_k, self.use_attention_v,
                                          self.residual_attention, self.scale_attention)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import asdict
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -105,14 +104,10 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
 
 def _decoder_flags(budget: Dict) -> List[str]:
     """decoder.py flags, other than the original's defaults, that a resolved profile (``asdict(Profile)``) trains with."""
-    flags = [f"`--lr_schedule {budget['decoder_lr_schedule']}`"] if budget.get("decoder_lr_schedule",
-                                                                               "constant") != "constant" else []
-    settings = budget.get("decoder_settings") or {}
-    for key, default in asdict(DecoderSettings()).items():  # in the dataclass's order, whatever the JSON's
-        value = settings.get(key, default)
-        if value != default:  # the original's flag names (its typo included)
-            flags.append(f"`--{'redsidual_attention' if key == 'residual_attention' else key} {int(value)}`")
-    return flags
+    flags = [f"--lr_schedule {budget['decoder_lr_schedule']}"] if budget.get("decoder_lr_schedule",
+                                                                             "constant") != "constant" else []
+    flags += DecoderSettings(**(budget.get("decoder_settings") or {})).changed_flags()
+    return [f"`{flag}`" for flag in flags]
 
 
 def _overall_table(curves: Dict[str, np.ndarray]) -> List[str]:
