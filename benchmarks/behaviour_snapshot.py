@@ -36,7 +36,7 @@ SKIPPED = {"timings.json"}
 
 def run(command, cwd):
     print("+", " ".join(command), flush=True)
-    done = subprocess.run([sys.executable, *command], cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, os.path.join(ROOT, command[0]), *command[1:]], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stdout[-2000:]}\n"
                          f"{done.stderr[-2000:]}")
@@ -50,10 +50,29 @@ def without_times(value):
     return value
 
 
+def canonical(value) -> bytes:
+    """Bytes that stand for a loaded torch file's content (tensors by dtype, shape and values)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        shape = tuple(value.shape)
+        value = value.detach().cpu().contiguous().reshape(-1)
+        return f"T{value.dtype}{shape}".encode() + value.view(torch.uint8).numpy().tobytes()
+    if isinstance(value, dict):
+        return b"{" + b",".join(canonical(k) + b":" + canonical(v) for k, v in value.items()) + b"}"
+    if isinstance(value, (list, tuple)):
+        return b"[" + b",".join(canonical(v) for v in value) + b"]"
+    return repr(value).encode()
+
+
 def fingerprint(path: str, root: str) -> str:
     with open(path, "rb") as handle:
         data = handle.read()
-    if path.endswith(".json"):
+    if path.endswith((".pt", ".pth")):  # a torch file's bytes hold its temporary name: compare what it holds
+        import torch
+
+        data = canonical(torch.load(path, map_location="cpu", weights_only=True))
+    elif path.endswith(".json"):
         data = json.dumps(without_times(json.loads(data)), sort_keys=True).encode()
         data = data.replace(root.encode(), b"<tmp>")
     elif path.endswith("summary.md"):
