@@ -3,14 +3,15 @@
     python data_generation.py --single_click 1 --second_positive 1 --second_negative 1
 
 Single-click samples, and optionally second-positive and second-negative ones, go to
-``<decoder_data_dir>/samples/`` (format in utils/samples.py). Each view's teacher image encoding is computed once
+``<decoder_data_dir>/samples/`` (format in utils/decoder/samples.py). Each view's teacher image encoding is computed once
 and shared by all clicks in it (``--view_pool``, default 1000 views); ``--view_pool 0`` renders and encodes a view
-per click, as the original. See utils/decoder_data.py.
+per click, as the original. See utils/decoder/generation.py.
 """
 import argparse
 
 from utils.cli import add_device_argument, add_other_side_click_arguments, add_teacher_arguments, int_flag, require
 from utils.errors import run_cli
+from utils.paths import RepoDefault, resolve_repo_defaults
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,9 +24,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--second_positive", type=int_flag, default=0, help="1: make second-positive samples")
     parser.add_argument("--second_negative", type=int_flag, default=0, help="1: make second-negative samples")
     parser.add_argument("--overwrite", type=int_flag, default=0, help="1: delete existing samples and start again")
-    parser.add_argument("--obj_path", default="./meshes/hammer.obj", help="mesh (.obj/.off/.ply/.stl/.glb)")
+    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"), help="mesh (.obj/.off/.ply/.stl/.glb)")
     parser.add_argument("--name", default="hammer", help="cosmetic, as in the original")
-    parser.add_argument("--decoder_data_dir", default="./data/hammer/decoder_data", help="where samples go")
+    parser.add_argument("--decoder_data_dir", default=RepoDefault("./data/hammer/decoder_data"), help="where samples go")
     parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0],
                         help="RGB background of the views shown to the teacher (0-1)")
     parser.add_argument("--n_views", type=int, default=100, help="views per first-click vertex")
@@ -43,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_other_side_click_arguments(parser)
     add_teacher_arguments(parser)
     add_device_argument(parser)
-    return parser.parse_args(argv)
+    return resolve_repo_defaults(parser.parse_args(argv))
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -63,10 +64,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     validate(args)
     from models.build_teacher import build_teacher
-    from utils.decoder_data import GenerationSettings, generate_decoder_data, save_preview
-    from utils.mesh import load_mesh
+    from utils.decoder.generation import GenerationSettings, generate_decoder_data, save_preview
+    from utils.decoder.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE
+    from utils.geometry.mesh_files import load_mesh
     from utils.runtime import resolve_device
-    from utils.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE
 
     device = resolve_device(args.device)
     mesh = load_mesh(args.obj_path).to(device)

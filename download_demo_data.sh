@@ -22,8 +22,8 @@ install_bundled() {
     rm -rf "$BACKUP"
   fi
   mapfile -t cases <<< "$BUNDLED_CASES"
-  "$PY" -m utils.demo write-clicks bundled "${cases[@]}"
-  echo "installed the bundled demo ($("$PY" -m utils.demo check))"
+  "$PY" -m utils.app.demo write-clicks bundled "${cases[@]}"
+  echo "installed the bundled demo ($("$PY" -m utils.app.demo check))"
 }
 
 fetch() {  # url destination: Google Drive links need the confirmation cookie dance of the original script
@@ -35,13 +35,13 @@ if [ "${1:-}" != "--bundled" ] && [ -n "${ISEG_DEMO_MESH_URL:-}" ] && [ -n "${IS
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   if fetch "$ISEG_DEMO_MESH_URL" "$tmp/hammer.obj" && fetch "$ISEG_DEMO_FEATURES_URL" "$tmp/pred_f.pth" \
-     && fetch "$ISEG_DEMO_DECODER_URL" "$tmp/decoder_checkpoint.pth" && summary=$("$PY" -m utils.demo check "$tmp"); then
+     && fetch "$ISEG_DEMO_DECODER_URL" "$tmp/decoder_checkpoint.pth" && summary=$("$PY" -m utils.app.demo check "$tmp"); then
     if [ ! -d "$BACKUP" ]; then
       mkdir -p "$BACKUP"
       for file in "${FILES[@]}"; do cp "$file" "$BACKUP/"; done
     fi
     for file in "${FILES[@]}"; do cp "$tmp/$(basename "$file")" "$file.tmp" && mv "$file.tmp" "$file"; done
-    "$PY" -m utils.demo write-clicks authors "5141" "5141 61" "5141 -10795"
+    "$PY" -m utils.app.demo write-clicks authors "5141" "5141 61" "5141 -10795"
     echo "installed the authors' demo ($summary); 'bash download_demo_data.sh --bundled' brings back the bundled one"
     exit 0
   fi

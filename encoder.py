@@ -5,7 +5,7 @@
     # stage 2: train the feature field on them (writes pred_f.pth), then the qualitative test
     python encoder.py --generate_random_views 0 --num_epochs 3 --start_training 1 --test 1
 
-See utils/encoder_pipeline.py for the files each stage writes.
+See utils/encoder/views.py (stage 1) and utils/encoder/training.py (stage 2, test) for the files each stage writes.
 """
 import argparse
 
@@ -13,15 +13,16 @@ import torch
 
 from utils.cli import add_device_argument, add_teacher_arguments, int_flag, require
 from utils.errors import InputError, run_cli
+from utils.paths import RepoDefault, resolve_repo_defaults
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="seeds views, the network and training (default 0)")
-    parser.add_argument("--encoder_data_dir", default="./data/hammer/encoder_data", help="stage-1 views/embeddings")
-    parser.add_argument("--encoder_model_dir", default="./experiments/hammer/encoder",
+    parser.add_argument("--encoder_data_dir", default=RepoDefault("./data/hammer/encoder_data"), help="stage-1 views/embeddings")
+    parser.add_argument("--encoder_model_dir", default=RepoDefault("./experiments/hammer/encoder"),
                         help="checkpoint, pred_f.pth and test outputs")
-    parser.add_argument("--obj_path", default="./meshes/hammer.obj", help="mesh (.obj/.off/.ply/.stl/.glb)")
+    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"), help="mesh (.obj/.off/.ply/.stl/.glb)")
     parser.add_argument("--name", default="hammer", help="used in the test's output file names")
     parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0],
                         help="RGB background of the views shown to the teacher (0-1)")
@@ -54,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="storage of stage-1 embeddings: float16 halves the disk (2 MiB a view)")
     add_teacher_arguments(parser)
     add_device_argument(parser)
-    return parser.parse_args(argv)
+    return resolve_repo_defaults(parser.parse_args(argv))
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -79,35 +80,39 @@ def validate(args: argparse.Namespace) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     validate(args)
+    from models.build_feature_field import FieldSettings, load_feature_field
     from models.build_teacher import build_teacher
-    from utils import encoder_pipeline as pipeline
-    from utils.mesh import load_mesh
+    from utils.encoder.training import test_feature_field, train_feature_field
+    from utils.encoder.views import ViewSettings, generate_views
+    from utils.geometry.mesh_files import load_mesh
+    from utils.paths import ENCODER_CHECKPOINT_FILE, FEATURES_FILE
     from utils.runtime import resolve_device
 
     device = resolve_device(args.device)
     mesh = load_mesh(args.obj_path)
-    views = pipeline.ViewSettings(args.render_res, args.radius, tuple(args.background), tuple(args.mesh_color))
-    field = pipeline.FieldSettings(args.depth, args.width, args.n_classes, bool(args.positional_encoding), args.sigma)
+    views = ViewSettings(args.render_res, args.radius, tuple(args.background), tuple(args.mesh_color))
+    field = FieldSettings(args.depth, args.width, args.n_classes, bool(args.positional_encoding), args.sigma)
     teacher = None
     if args.generate_random_views or args.test:
         teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed)
     if args.generate_random_views:
-        count = pipeline.generate_views(mesh.to(device), teacher, args.encoder_data_dir, args.n_views, args.seed,
-                                        args.frontview_std, views, getattr(torch, args.embedding_dtype))
+        count = generate_views(mesh.to(device), teacher, args.encoder_data_dir, args.n_views, seed=args.seed,
+                               frontview_std=args.frontview_std, settings=views,
+                               embedding_dtype=getattr(torch, args.embedding_dtype))
         print(f"stage 1: {args.n_views} views in {args.encoder_data_dir} ({count} teacher image encodings now, "
               f"{args.n_views - count} already there)")
     model = None
     if args.start_training:
-        model = pipeline.train_feature_field(mesh, args.encoder_data_dir, args.encoder_model_dir, field, views,
-                                             args.learning_rate, args.num_epochs, args.seed, args.data_percentage,
-                                             device, bool(args.network_verbose))
-        print(f"stage 2: wrote {args.encoder_model_dir}/{pipeline.CHECKPOINT_NAME} and {pipeline.FEATURES_NAME}")
+        model = train_feature_field(mesh, args.encoder_data_dir, args.encoder_model_dir, field, views,
+                                    learning_rate=args.learning_rate, num_epochs=args.num_epochs, seed=args.seed,
+                                    data_percentage=args.data_percentage, device=device,
+                                    verbose=bool(args.network_verbose))
+        print(f"stage 2: wrote {args.encoder_model_dir}/{ENCODER_CHECKPOINT_FILE} and {FEATURES_FILE}")
     if args.test:
         if model is None:
-            model = pipeline.load_feature_field(args.encoder_model_dir, field, args.seed, device)
-        pipeline.test_feature_field(mesh, model, teacher, args.encoder_model_dir, args.name, args.test_elev_deg,
-                                    args.test_azim_deg, views)
-
+            model = load_feature_field(args.encoder_model_dir, field, args.seed, device)
+        test_feature_field(mesh, model, teacher, args.encoder_model_dir, args.name, args.test_elev_deg,
+                           args.test_azim_deg, views)
 
 if __name__ == "__main__":
     run_cli(main)

@@ -21,15 +21,16 @@ from utils.errors import run_cli
 
 def parse_args(argv=None) -> argparse.Namespace:
     from models.sam_teacher import SAM_TYPES
-    from utils.evaluation_pipeline import PROFILES
+    from utils.pipeline.budgets import ALIASES, BUDGETS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="labelled meshes (PSB or COSEG layout)")
     parser.add_argument("--out", required=True, help="folder for the results (created; reused when rerun)")
     parser.add_argument("--teacher", default="label", choices=["label", "sam"],
                         help="label (default): ground-truth masks, the pipeline's ceiling; sam: Segment Anything")
-    parser.add_argument("--profile", default="quick", choices=sorted(PROFILES),
-                        help="training budget per mesh: quick (minutes on a CPU) or full (the original's defaults)")
+    parser.add_argument("--profile", default="quick", choices=sorted([*BUDGETS, *ALIASES]),
+                        help="training budget per mesh, as train.py --budget: quick (minutes on a CPU) or original "
+                             "(= full, the original's defaults)")
     parser.add_argument("--meshes", nargs="+", default=None, help="mesh ids to evaluate (default: all)")
     parser.add_argument("--annotator", type=int, default=0,
                         help="whose labels are the targets (PSB has several annotators per mesh; COSEG one)")
@@ -62,9 +63,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from utils.evaluation_run import EvaluationRun
+    from utils.evaluation.run import EvaluationRun, EvaluationSettings
 
-    run = EvaluationRun(args)
+    run = EvaluationRun(EvaluationSettings(
+        data=args.data, out=args.out, teacher=args.teacher, profile=args.profile, meshes=args.meshes,
+        annotator=args.annotator, methods=tuple(args.methods), negative_outside=bool(args.negative_outside),
+        positive_inside=bool(args.positive_inside), decoder_samples=args.decoder_samples,
+        decoder_pixels=args.decoder_pixels, same_part_negative=args.same_part_negative, seed=args.seed,
+        sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint, keep_stage_data=args.keep_stage_data,
+        device=args.device))
     paths = run.run()
     for path in paths:
         print(f"wrote {path}")

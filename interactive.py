@@ -6,7 +6,7 @@ interactive.py, same flags, with a web page instead of a polyscope window).
         --save_dir experiments/my/decoder/ --port 8080
 
 The mesh, its features and the decoder are loaded once; every click is answered by the decoder (see
-utils/interactive_server.py for the API, utils/interactive_session.py for the exports). The server listens on
+utils/app/server.py for the API, utils/app/session.py for the exports). The server listens on
 127.0.0.1 unless --host says otherwise; on a remote machine, forward the port (ssh -L 8000:127.0.0.1:8000 host).
 Flags of decoder.py that only matter for training or test outputs are accepted and have no effect here.
 """
@@ -16,43 +16,44 @@ from utils.errors import run_cli
 
 
 def parse_args(argv=None):
-    from decoder import build_parser
+    from utils.cli import build_decoder_parser
+    from utils.paths import RepoDefault, resolve_repo_defaults
 
-    parser = build_parser(__doc__, interactive=True)
-    parser.set_defaults(encoder_f_path="./demo/hammer/encoder/pred_f.pth", save_dir="./demo/hammer/decoder/",
-                        seg_color=[28, 99, 227])
+    parser = build_decoder_parser(__doc__, interactive=True)
+    parser.set_defaults(encoder_f_path=RepoDefault("./demo/hammer/encoder/pred_f.pth"),
+                        save_dir=RepoDefault("./demo/hammer/decoder/"), seg_color=[28, 99, 227])
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
-    return parser.parse_args(argv)
+
+    return resolve_repo_defaults(parser.parse_args(argv))
 
 
 def build_session(args):
     """Load mesh, features and decoder once → InteractiveSession (InputError on any bad input)."""
-    from decoder import decoder_settings
-    from models.decoder_predictor import DecoderPredictor
-    from utils.decoder_training import load_decoder, load_features
-    from utils.interactive_session import Colours, InteractiveSession
-    from utils.mesh import load_mesh
+    from models.build_decoder import load_predictor
+    from models.build_feature_field import load_features
+    from utils.app.session import Colours, InteractiveSession
+    from utils.cli import decoder_settings_from_args
+    from utils.geometry.mesh_files import load_mesh
     from utils.runtime import resolve_device
 
     device = resolve_device(args.device)
     mesh = load_mesh(args.obj_path)
     features = load_features(args.encoder_f_path, mesh)
-    checkpoint = os.path.join(args.save_dir, args.model_name)
-    attention, head = load_decoder(checkpoint, decoder_settings(args), device)
+    settings = decoder_settings_from_args(args)
+    predictor = load_predictor(os.path.join(args.save_dir, args.model_name), features, settings, device)
     colours = Colours(*(tuple(int(c) for c in colour) for colour in
                         (args.base_color, args.seg_color, args.pos_color, args.neg_color)))
+    # the decoder.py command that gives the same probabilities: the same files and the same architecture flags
     replay = ["--obj_path", args.obj_path, "--encoder_f_path", args.encoder_f_path, "--save_dir", args.save_dir,
-              "--model_name", args.model_name, "--depth", str(args.depth)]
-    return InteractiveSession(mesh, DecoderPredictor(attention, head, features.to(device)), args.name,
-                              args.save_dir, colours, replay)
-
+              "--model_name", args.model_name, *settings.changed_arguments()]
+    return InteractiveSession(mesh, predictor, args.name, args.save_dir, colours, replay)
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from utils.app.server import check_web_assets, make_server
     from utils.errors import InputError
-    from utils.interactive_server import check_web_assets, make_server
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {args.port}")

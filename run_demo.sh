@@ -13,5 +13,5 @@ while read -r clicks; do
   "$PY" decoder.py --mode test --save_dir ./demo/hammer/decoder/ --model_name decoder_checkpoint.pth \
     --encoder_f_path ./demo/hammer/encoder/pred_f.pth --obj_path ./meshes/hammer.obj --show_spheres 1 \
     --select_vertices $clicks "$@"
-done < <("$PY" -m utils.demo cases)
-"$PY" -m utils.demo summary
+done < <("$PY" -m utils.app.demo cases)
+"$PY" -m utils.app.demo summary

@@ -38,11 +38,14 @@ from segment_anything import sam_model_registry  # noqa: E402
 from models.label_teacher import LabelTeacher  # noqa: E402
 from models.sam_teacher import SamTeacher, build_tiny_sam  # noqa: E402
 from models.teacher import TeacherView  # noqa: E402
-from utils.decoder_data import GenerationSettings, generate_decoder_data, load_decoder_samples  # noqa: E402
-from utils.mesh import mesh_from_arrays  # noqa: E402
+from utils.decoder.generation import GenerationSettings, generate_decoder_data
+from utils.decoder.samples import (
+    KIND_SINGLE,  # noqa: E402
+    load_decoder_samples,  # noqa: E402
+)
+from utils.geometry.mesh import mesh_from_arrays  # noqa: E402
+from utils.geometry.shapes import cut_sphere  # noqa: E402
 from utils.runtime import resolve_device  # noqa: E402
-from utils.samples import KIND_SINGLE  # noqa: E402
-from utils.shapes import cut_sphere  # noqa: E402
 
 
 def current_rss_bytes() -> int:

@@ -27,11 +27,12 @@ import json  # noqa: E402
 import torch  # noqa: E402
 import trimesh  # noqa: E402
 
+from models.build_decoder import DecoderSettings  # noqa: E402
 from models.decoder_predictor import INFERENCE_CHUNK, DecoderPredictor  # noqa: E402
-from utils.decoder_training import DecoderSettings, batch_loss  # noqa: E402
-from utils.mesh import mesh_from_arrays  # noqa: E402
+from utils.decoder.samples import Samples, pack_masks  # noqa: E402
+from utils.decoder.training import batch_loss
+from utils.geometry.mesh import mesh_from_arrays  # noqa: E402
 from utils.runtime import resolve_device  # noqa: E402
-from utils.samples import Samples, pack_masks  # noqa: E402
 
 MESHES = {"icosphere": lambda: trimesh.creation.icosphere(subdivisions=5),
           "UV sphere": lambda: trimesh.creation.uv_sphere(count=[112, 224])}

@@ -20,15 +20,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import trimesh  # noqa: E402
+from segment_anything import sam_model_registry  # noqa: E402
 
 from models.feature_field import MeshFeatureField  # noqa: E402
 from models.sam_teacher import SamTeacher, build_tiny_sam  # noqa: E402
 from models.teacher import TeacherView  # noqa: E402
-from segment_anything import sam_model_registry  # noqa: E402
-from utils.camera import sample_front_views  # noqa: E402
-from utils.encoder_pipeline import feature_loss, prepare_views  # noqa: E402
-from utils.mesh import mesh_from_arrays  # noqa: E402
-from utils.raster import interpolate, rasterize  # noqa: E402
+from utils.encoder.training import feature_loss, prepare_views  # noqa: E402
+from utils.geometry.camera import sample_front_views  # noqa: E402
+from utils.geometry.mesh import mesh_from_arrays  # noqa: E402
+from utils.geometry.raster import interpolate, rasterize  # noqa: E402
 from utils.runtime import resolve_device  # noqa: E402
 
 

@@ -29,10 +29,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from models.label_teacher import label_code  # noqa: E402
-from utils.click_simulation import area_iou  # noqa: E402
-from utils.datasets import find_collection  # noqa: E402
-from utils.evaluation import ious_per_click  # noqa: E402
-from utils.mesh import load_face_labels, load_mesh  # noqa: E402
+from utils.evaluation.click_simulation import area_iou  # noqa: E402
+from utils.evaluation.datasets import find_collection  # noqa: E402
+from utils.evaluation.protocol import ious_per_click  # noqa: E402
+from utils.geometry.mesh_files import load_face_labels, load_mesh  # noqa: E402
 
 
 def feature_iou(features: torch.Tensor, faces: np.ndarray, labels: np.ndarray, areas: np.ndarray,

@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import trimesh  # noqa: E402
 
-from utils.camera import Cameras  # noqa: E402
-from utils.mesh import mesh_from_arrays  # noqa: E402
-from utils.raster import rasterize  # noqa: E402
+from utils.geometry.camera import Cameras  # noqa: E402
+from utils.geometry.mesh import mesh_from_arrays  # noqa: E402
+from utils.geometry.raster import rasterize  # noqa: E402
 
 SUBDIVISIONS = (5, 6, 7)  # 20,480 / 81,920 / 327,680 faces
 RESOLUTIONS = (64, 224, 512)

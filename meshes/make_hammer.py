@@ -3,7 +3,7 @@
     python meshes/make_hammer.py [--out_dir meshes]
 
 A claw hammer in centimetres — handle (label 0), head (1), striking face (2), claw (3) — as one connected watertight
-surface of about 4,800 vertices (utils/shapes.py: a signed distance field meshed by marching cubes). Deterministic:
+surface of about 4,800 vertices (utils/geometry/shapes.py: a signed distance field meshed by marching cubes). Deterministic:
 the same files on every run.
 """
 import argparse
@@ -15,8 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
 
+from utils.geometry.shapes import HAMMER_PARTS, hammer  # noqa: E402
 from utils.io import atomic_path, save_numpy  # noqa: E402
-from utils.shapes import HAMMER_PARTS, hammer  # noqa: E402
 
 
 def main() -> None:

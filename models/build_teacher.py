@@ -11,7 +11,8 @@ from models.label_teacher import LabelTeacher
 from models.sam_teacher import SamTeacher
 from models.teacher import Teacher
 from utils.errors import InputError
-from utils.mesh import Mesh, load_face_labels
+from utils.geometry.mesh import Mesh
+from utils.geometry.mesh_files import load_face_labels
 
 
 def build_teacher(kind: str, mesh: Mesh, device: torch.device, sam_type: str = "vit_h",

@@ -8,8 +8,6 @@ original kept it outside the state dict and relied on the seed.
 from __future__ import annotations
 
 import math
-import warnings
-from typing import Dict
 
 import torch
 from torch import nn
@@ -75,15 +73,3 @@ class MeshFeatureField(nn.Module):
     def features(self, points: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
         """(N, n_classes) float32 features of all points, without gradients, in chunks (bounded memory)."""
         return torch.cat([self(points[start:start + chunk]) for start in range(0, len(points), chunk)])
-
-
-def load_feature_field_state(model: MeshFeatureField, state: Dict[str, torch.Tensor]) -> None:
-    """Load a state dict of ours or of the original release (which lacks the Fourier matrix: then the model keeps the
-    matrix it drew from the seed, as the original did, and a warning says so). Shape mismatches raise ValueError."""
-    state = {key.removeprefix("module."): value for key, value in state.items()}
-    if FOURIER_KEY not in state and isinstance(model.mlp[0], FourierFeatures):
-        warnings.warn("the encoder checkpoint has no Fourier matrix (original iSeg format); using the one drawn "
-                      "from --seed, which reproduces the original's features only with the seed it was trained with",
-                      stacklevel=2)
-        state = {**state, FOURIER_KEY: model.mlp[0].B}
-    model.load_state_dict(state)

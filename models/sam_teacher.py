@@ -1,11 +1,11 @@
 """SAM as the teacher, on Meta's ``segment-anything`` package from PyPI (not a vendored copy).
 
-``--SAM vit_h|vit_l|vit_b`` loads the official checkpoint from ``SAM_repo/model_checkpoints/`` under its original
+``--SAM vit_h|vit_l|vit_b`` loads the official checkpoint from the repository's ``SAM_repo/model_checkpoints/`` under its original
 file name, or from ``--sam_checkpoint PATH``; ``--SAM tiny`` builds the same modules with a small image encoder and
 seeded random weights, so that tests and CI run the real code path where no weights can be downloaded — its masks
 are meaningless.
 
-Image preparation is the original's (reference §6): the 8-bit RGB render (the original saved it as PNG and read it
+Image preparation is the original's: the 8-bit RGB render (the original saved it as PNG and read it
 back, which is lossless) is resized to 1024 by SAM's ``ResizeLongestSide`` (PIL bilinear), normalised with SAM's
 pixel mean and std and encoded to 1×256×64×64. Prompts go through ``SamPredictor.predict_torch`` with SAM's own
 coordinate transform from the view's pixels to the 1024 frame.
@@ -24,8 +24,8 @@ from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncode
 from models.teacher import EncodedView, MaskPrediction, Teacher, TeacherView
 from utils.errors import InputError
 from utils.io import load_torch
+from utils.paths import CHECKPOINT_DIR, repo_path
 
-CHECKPOINT_DIR = os.path.join("SAM_repo", "model_checkpoints")
 CHECKPOINT_FILES = {
     "vit_h": "sam_vit_h_4b8939.pth",
     "vit_l": "sam_vit_l_0b3195.pth",
@@ -43,9 +43,9 @@ def sam_checkpoint_path(model_type: str, checkpoint: Optional[str] = None) -> st
             raise InputError(f"SAM checkpoint not found: {checkpoint}")
         return checkpoint
     name = CHECKPOINT_FILES[model_type]
-    path = os.path.join(CHECKPOINT_DIR, name)
+    path = repo_path(CHECKPOINT_DIR, name)
     if not os.path.isfile(path):
-        raise InputError(f"SAM checkpoint not found: {path} — download {DOWNLOAD_URL}{name} into {CHECKPOINT_DIR}/ "
+        raise InputError(f"SAM checkpoint not found: {path} — download {DOWNLOAD_URL}{name} into {os.path.dirname(path)}/ "
                          f"or pass --sam_checkpoint PATH (or use --teacher label, or --SAM tiny for a smoke test)")
     return path
 

@@ -5,7 +5,7 @@ A teacher sees one rendered view (:class:`TeacherView`), encodes it once (:meth:
 prompts on it (:meth:`Teacher.predict`, batched), as SAM's ``SamPredictor`` does.
 
 Coordinates of prompts are pixel coordinates of the view: x = column, y = row, origin at the top-left pixel's
-centre (the pixel convention of utils/camera.py); labels are 1 = positive, 0 = negative, as SAM's.
+centre (the pixel convention of utils/geometry/camera.py); labels are 1 = positive, 0 = negative, as SAM's.
 """
 from __future__ import annotations
 

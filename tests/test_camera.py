@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from utils.camera import (
+from utils.geometry.camera import (
     Cameras,
     grid_views,
     ndc_to_pixel,

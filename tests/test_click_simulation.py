@@ -1,7 +1,7 @@
 """Simulated clicks land where a careful user would click, and the measures count what they should."""
 import numpy as np
 
-from utils.click_simulation import (
+from utils.evaluation.click_simulation import (
     MeshGeometry,
     area_iou,
     face_prediction,
@@ -9,7 +9,7 @@ from utils.click_simulation import (
     next_click,
     number_of_clicks,
 )
-from utils.shapes import cut_sphere
+from utils.geometry.shapes import cut_sphere
 
 
 def sphere():

@@ -5,16 +5,24 @@ import torch
 import trimesh
 
 import data_generation
-import utils.decoder_data as decoder_data
+import utils.decoder.generation as decoder_data
 from models.label_teacher import LabelTeacher
-from utils.camera import Cameras, ndc_to_pixel
-from utils.clicks import farthest_point_sampling
-from utils.decoder_data import GenerationSettings, generate_decoder_data, load_decoder_samples
+from utils.decoder.clicks import farthest_point_sampling
+from utils.decoder.generation import GenerationSettings, generate_decoder_data
+from utils.decoder.samples import (
+    KIND_NEGATIVE,
+    KIND_POSITIVE,
+    KIND_SINGLE,
+    Samples,
+    load_decoder_samples,
+    pack_masks,
+    unpack_masks,
+)
 from utils.errors import run_cli
-from utils.mesh import load_mesh
-from utils.raster import rasterize
-from utils.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE, Samples, pack_masks, unpack_masks
-from utils.shapes import two_boxes
+from utils.geometry.camera import Cameras, ndc_to_pixel
+from utils.geometry.mesh_files import load_mesh
+from utils.geometry.raster import rasterize
+from utils.geometry.shapes import two_boxes
 
 ALL_KINDS = (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE)
 

@@ -5,15 +5,17 @@ import math
 import pytest
 import torch
 
+from models.build_decoder import DecoderSettings, load_decoder
+from models.build_feature_field import load_features
 from models.decoder_head import DecoderHead
 from models.decoder_predictor import DecoderPredictor
 from models.interactive_attention import InteractiveAttention
-from utils.clicks import click_suffix, parse_click, parse_clicks
-from utils.decoder_training import DecoderSettings, _checkpoint, batch_loss, load_decoder, load_features
+from utils.decoder.clicks import click_suffix, parse_click, parse_clicks
+from utils.decoder.samples import Samples, pack_masks
+from utils.decoder.training import _checkpoint, batch_loss
 from utils.errors import InputError
-from utils.mesh import mesh_from_arrays
-from utils.samples import Samples, pack_masks
-from utils.shapes import two_spheres
+from utils.geometry.mesh import mesh_from_arrays
+from utils.geometry.shapes import two_spheres
 
 
 def test_attention_worked_out_by_hand():
@@ -158,7 +160,7 @@ def test_click_parsing():
 
 
 def test_chunked_head_with_recomputation_gives_the_same_loss_and_gradients(monkeypatch):
-    import utils.decoder_training as training
+    import utils.decoder.training as training
 
     vertices, faces, _ = two_spheres(subdivisions=2)
     mesh = mesh_from_arrays(vertices, faces)
@@ -183,7 +185,7 @@ def test_chunked_head_with_recomputation_gives_the_same_loss_and_gradients(monke
 
 
 def test_sampled_pixel_loss_is_the_full_loss_on_average_and_exact_when_every_pixel_is_drawn():
-    from utils.clicks import keyed_generator
+    from utils.runtime import keyed_generator
 
     res = 40
     mesh, attention, head, features, batch = three_view_training_case(5, res)
@@ -204,8 +206,8 @@ def test_sampled_pixel_loss_is_the_full_loss_on_average_and_exact_when_every_pix
 
 
 def test_view_cache_gives_the_fresh_pixel_weights_rasterizes_each_view_once_and_keeps_to_its_budget(monkeypatch):
-    import utils.decoder_training as training
-    from utils.decoder_training import ViewCache
+    import utils.decoder.training as training
+    from utils.decoder.training import ViewCache
 
     mesh, attention, head, features, batch = three_view_training_case(6, 40)
     repeated = batch.select(torch.tensor([0, 1, 0, 2, 1]))  # views 0 and 1 twice in one batch
@@ -234,7 +236,7 @@ def test_view_cache_gives_the_fresh_pixel_weights_rasterizes_each_view_once_and_
 
 
 def test_cosine_learning_rate_warms_up_then_decays_to_zero_and_constant_is_the_original():
-    from utils.decoder_training import WARMUP_SHARE, learning_rate_factor
+    from utils.decoder.training import WARMUP_SHARE, learning_rate_factor
 
     total = 200
     warmup = round(WARMUP_SHARE * total)
@@ -248,14 +250,14 @@ def test_cosine_learning_rate_warms_up_then_decays_to_zero_and_constant_is_the_o
 
 
 def test_decoder_settings_round_trip_through_decoder_py_flags():
-    import decoder
+    from utils.cli import build_decoder_parser, decoder_settings_from_args
 
-    parser = decoder.build_parser()
-    assert decoder.decoder_settings(parser.parse_args([])) == DecoderSettings()
-    changed = decoder.decoder_settings(parser.parse_args(["--redsidual_attention", "1", "--use_attention_k", "0",
-                                                          "--depth", "3"]))
+    parser = build_decoder_parser("decoder.py")
+    assert decoder_settings_from_args(parser.parse_args([])) == DecoderSettings()
+    changed = decoder_settings_from_args(parser.parse_args(["--redsidual_attention", "1", "--use_attention_k", "0",
+                                                            "--depth", "3"]))
     assert changed == DecoderSettings(depth=3, use_attention_k=False, residual_attention=True)
     assert changed.changed_flags() == ["--depth 3", "--use_attention_k 0", "--redsidual_attention 1"]
-    flags = [word for flag in changed.changed_flags() for word in flag.split()]
-    assert decoder.decoder_settings(parser.parse_args(flags)) == changed
+    assert changed.changed_arguments() == ["--depth", "3", "--use_attention_k", "0", "--redsidual_attention", "1"]
+    assert decoder_settings_from_args(parser.parse_args(changed.changed_arguments())) == changed
     assert DecoderSettings().changed_flags() == []

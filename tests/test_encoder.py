@@ -10,17 +10,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 import trimesh
+import utils.encoder.training as training
+import utils.encoder.views as views
 from PIL import Image
 
 import encoder
-import utils.encoder_pipeline as pipeline
-from models.feature_field import FOURIER_KEY, MeshFeatureField, load_feature_field_state
+from models.build_feature_field import load_feature_field_state
+from models.feature_field import FOURIER_KEY, MeshFeatureField
 from models.label_teacher import LabelTeacher, label_code
-from utils.camera import Cameras
 from utils.errors import run_cli
-from utils.mesh import load_mesh
-from utils.raster import PixelWeights, interpolate, rasterize
-from utils.shapes import two_spheres
+from utils.geometry.camera import Cameras
+from utils.geometry.mesh_files import load_mesh
+from utils.geometry.raster import PixelWeights, interpolate, rasterize
+from utils.geometry.shapes import two_spheres
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,7 +66,7 @@ def test_tiny_sam_runs_all_three_stages(spheres):
     assert (features.abs() < 1).all()
     assert (model / "test_image.png").exists() and (model / "test_features_hammer.png").exists()
     assert float((model / "test_loss.txt").read_text()) > 0
-    assert not (model / pipeline.STATE_NAME).exists()
+    assert not (model / training.STATE_NAME).exists()
 
 
 def test_label_teacher_features_separate_the_two_parts(spheres):
@@ -81,7 +83,7 @@ def test_label_teacher_features_separate_the_two_parts(spheres):
 
 def test_restricted_evaluation_gives_the_full_loss_and_gradients():
     vertices, faces, _ = two_spheres(subdivisions=2)
-    from utils.mesh import mesh_from_arrays
+    from utils.geometry.mesh import mesh_from_arrays
 
     mesh = mesh_from_arrays(vertices, faces)
     camera = Cameras.from_degrees(20, 70)
@@ -92,7 +94,7 @@ def test_restricted_evaluation_gives_the_full_loss_and_gradients():
     pixels = PixelWeights.from_fragments(fragments, mesh.faces)
     assert len(pixels.vertices) < 0.6 * mesh.num_vertices  # the point: far fewer vertices
 
-    restricted = pipeline.feature_loss(model, mesh.vertices, pixels, embedding)
+    restricted = training.feature_loss(model, mesh.vertices, pixels, embedding)
     restricted_grads = torch.autograd.grad(restricted, list(model.parameters()))
 
     image = interpolate(fragments, mesh.faces, model(mesh.vertices))[0]  # (64, 64, 256), every vertex evaluated
@@ -107,7 +109,7 @@ def test_restricted_evaluation_gives_the_full_loss_and_gradients():
 def test_training_gradients_are_bit_for_bit_repeatable():
     """The feature loss's gradients do not depend on thread timing (the vertex gather's backward adds in order)."""
     vertices, faces, _ = two_spheres(subdivisions=2)
-    from utils.mesh import mesh_from_arrays
+    from utils.geometry.mesh import mesh_from_arrays
 
     mesh = mesh_from_arrays(vertices, faces)
     pixels = PixelWeights.from_fragments(rasterize(mesh, Cameras.from_degrees(20, 70), 64), mesh.faces)
@@ -116,7 +118,7 @@ def test_training_gradients_are_bit_for_bit_repeatable():
     for _ in range(10):
         torch.manual_seed(0)
         model = MeshFeatureField()
-        loss = pipeline.feature_loss(model, mesh.vertices, pixels, embedding)
+        loss = training.feature_loss(model, mesh.vertices, pixels, embedding)
         gradients.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(model.parameters()))]))
     assert all(torch.equal(gradients[0], g) for g in gradients[1:])
 
@@ -138,15 +140,15 @@ class Interrupting(LabelTeacher):
 def test_stage_one_resumes_after_a_kill_and_ends_with_the_same_files(spheres):
     mesh = load_mesh(spheres / "spheres.obj")
     labels = torch.from_numpy(two_spheres(subdivisions=2)[2])
-    settings = pipeline.ViewSettings()
+    settings = views.ViewSettings()
     whole = str(spheres / "whole")
-    assert pipeline.generate_views(mesh, Interrupting(labels, 99), whole, 6, 0, 4.0, settings, progress=False) == 6
+    assert views.generate_views(mesh, Interrupting(labels, 99), whole, 6, seed=0, frontview_std=4.0, settings=settings, progress=False) == 6
     killed = str(spheres / "killed")
     with pytest.raises(KeyboardInterrupt):
-        pipeline.generate_views(mesh, Interrupting(labels, 3), killed, 6, 0, 4.0, settings, progress=False)
-    assert len(pipeline.EncoderData(killed, 224).view_indices()) == 3
+        views.generate_views(mesh, Interrupting(labels, 3), killed, 6, seed=0, frontview_std=4.0, settings=settings, progress=False)
+    assert len(views.EncoderData(killed, 224).view_indices()) == 3
     assert not [name for name in os.listdir(os.path.join(killed, "sam_f", "224")) if name.endswith(".tmp")]
-    assert pipeline.generate_views(mesh, Interrupting(labels, 99), killed, 6, 0, 4.0, settings, progress=False) == 3
+    assert views.generate_views(mesh, Interrupting(labels, 99), killed, 6, seed=0, frontview_std=4.0, settings=settings, progress=False) == 3
     for folder in ("224", os.path.join("sam_f", "224")):
         names = sorted(os.listdir(os.path.join(whole, folder)))
         assert names == sorted(os.listdir(os.path.join(killed, folder)))
@@ -171,8 +173,8 @@ def test_training_resumes_after_a_kill_and_same_seed_gives_identical_features(sp
     reference = torch.load(first / "pred_f.pth", weights_only=True)
     assert torch.equal(reference, torch.load(second / "pred_f.pth", weights_only=True))
 
-    monkeypatch.setattr(pipeline, "SAVE_STATE_EVERY", 4)
-    original = pipeline.EncoderData.load_embedding
+    monkeypatch.setattr(training, "SAVE_STATE_EVERY", 4)
+    original = views.EncoderData.load_embedding
     calls = {"n": 0}
 
     def dying_load(self, index):
@@ -181,15 +183,15 @@ def test_training_resumes_after_a_kill_and_same_seed_gives_identical_features(sp
             raise KeyboardInterrupt
         return original(self, index)
 
-    monkeypatch.setattr(pipeline.EncoderData, "load_embedding", dying_load)
+    monkeypatch.setattr(views.EncoderData, "load_embedding", dying_load)
     with pytest.raises(KeyboardInterrupt):
         run(spheres, *LABELS(spheres), *train, model="resumed")
-    state = torch.load(spheres / "resumed" / pipeline.STATE_NAME, weights_only=True)
+    state = torch.load(spheres / "resumed" / training.STATE_NAME, weights_only=True)
     assert state["step"] == 8
-    monkeypatch.setattr(pipeline.EncoderData, "load_embedding", original)
+    monkeypatch.setattr(views.EncoderData, "load_embedding", original)
     _, resumed = run(spheres, *LABELS(spheres), *train, model="resumed")
     assert torch.equal(reference, torch.load(resumed / "pred_f.pth", weights_only=True))
-    assert not (resumed / pipeline.STATE_NAME).exists()
+    assert not (resumed / training.STATE_NAME).exists()
     losses = torch.load(resumed / "encoder_checkpoint.pth", weights_only=True)["losses"]
     assert losses == torch.load(first / "encoder_checkpoint.pth", weights_only=True)["losses"]
 

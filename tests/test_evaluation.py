@@ -7,18 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from utils.click_simulation import MeshGeometry, area_iou, first_click
-from utils.datasets import find_collection, psb_category
 from utils.errors import InputError
-from utils.evaluation import (
-    RandomWalkSegmenter,
-    human_ceiling,
-    ious_per_click,
-    segment_targets,
-    simulate_clicks,
-)
-from utils.evaluation_report import curve_metrics, summary_markdown
-from utils.shapes import cut_sphere, two_boxes
+from utils.evaluation.baselines import RandomWalkSegmenter
+from utils.evaluation.click_simulation import MeshGeometry, area_iou, first_click
+from utils.evaluation.datasets import find_collection, psb_category
+from utils.evaluation.protocol import human_ceiling, ious_per_click, segment_targets, simulate_clicks
+from utils.evaluation.report import curve_metrics, summary_markdown
+from utils.geometry.shapes import cut_sphere, two_boxes
 
 
 def write_off(path, vertices, faces):
@@ -65,7 +60,7 @@ def test_both_dataset_layouts_are_detected(tmp_path):
     labels = make_coseg(tmp_path / "chairs")
     coseg = find_collection(str(tmp_path / "chairs"))
     assert coseg.layout == "coseg" and coseg.name == "chairs" and [m.mesh_id for m in coseg.meshes] == ["7"]
-    from utils.mesh import load_face_labels
+    from utils.geometry.mesh_files import load_face_labels
 
     assert (load_face_labels(coseg.meshes[0].annotation(0), len(labels)) == labels + 1).all()
     with pytest.raises(InputError, match="annotator"):
@@ -187,16 +182,16 @@ def test_evaluate_reports_bad_arguments_in_one_line(tmp_path, capsys):
 
 def test_evaluate_options_change_the_profile_the_run_name_and_the_summary(tmp_path):
     import evaluate
-    from utils.evaluation_run import EvaluationRun
+    from utils.evaluation.run import EvaluationRun, EvaluationSettings
+    from utils.pipeline.budgets import BUDGETS
 
     make_psb(tmp_path / "psb", annotators=1)
     common = ["--data", str(tmp_path / "psb"), "--out", str(tmp_path / "out"), "--device", "cpu"]
-    plain = EvaluationRun(evaluate.parse_args(common))
-    from utils.evaluation_pipeline import PROFILES
-
-    varied = EvaluationRun(evaluate.parse_args(common + ["--negative_outside", "1", "--positive_inside", "1",
-                                                         "--decoder_samples", "77", "--decoder_pixels", "0"]))
-    assert not plain.profile.positive_inside and plain.profile == PROFILES["quick"]
+    parsed = evaluate.parse_args(common)
+    plain = EvaluationRun(EvaluationSettings(data=parsed.data, out=parsed.out, device=parsed.device))
+    varied = EvaluationRun(EvaluationSettings(data=parsed.data, out=parsed.out, device="cpu", negative_outside=True,
+                                              positive_inside=True, decoder_samples=77, decoder_pixels=0))
+    assert not plain.profile.positive_inside and plain.profile == BUDGETS["quick"]
     assert varied.profile.positive_inside and varied.profile.negative_outside
     assert (varied.profile.decoder_samples, varied.profile.decoder_pixels) == (77, 0)
     assert varied.run_tag != plain.run_tag  # separate work folders and records
@@ -204,18 +199,21 @@ def test_evaluate_options_change_the_profile_the_run_name_and_the_summary(tmp_pa
     assert all(f"`{option}`" in summary for option in ("--positive_inside 1", "--decoder_samples 77",
                                                          "--decoder_pixels 0"))
     assert "--decoder_samples" not in summary_markdown([], plain.settings)
-    changed = dataclasses.replace(PROFILES["quick"], decoder_epochs=2)  # a budget changed by an update
-    original, PROFILES["quick"] = PROFILES["quick"], changed
+    changed = dataclasses.replace(BUDGETS["quick"], decoder_epochs=2)  # a budget changed by an update
+    original, BUDGETS["quick"] = BUDGETS["quick"], changed
     try:
-        assert EvaluationRun(evaluate.parse_args(common)).run_tag != plain.run_tag  # new folders, nothing stale
+        assert EvaluationRun(EvaluationSettings(data=parsed.data, out=parsed.out, device="cpu")).run_tag != \
+            plain.run_tag  # new folders, nothing stale
     finally:
-        PROFILES["quick"] = original
+        BUDGETS["quick"] = original
+    full = EvaluationRun(EvaluationSettings(data=parsed.data, out=parsed.out, device="cpu", profile="full"))
+    assert full.profile == BUDGETS["original"]  # evaluate.py's earlier name of the original budget
     with pytest.raises(InputError, match="--decoder_samples must be >= 1"):
         evaluate.parse_args(common + ["--decoder_samples", "0"])
 
 
 def test_curve_margin_finds_the_click_count_where_a_method_is_least_ahead():
-    from utils.evaluation_report import curve_margin
+    from utils.evaluation.report import curve_margin
 
     iseg = np.full((2, 20), 0.9)
     walk = np.linspace(0.2, 0.95, 20)[None].repeat(2, axis=0)  # passes 0.9 after 19 clicks
@@ -231,7 +229,7 @@ def test_curve_margin_finds_the_click_count_where_a_method_is_least_ahead():
 
 
 def test_click_effects_count_correction_clicks_that_hurt():
-    from utils.evaluation_report import click_effects
+    from utils.evaluation.report import click_effects
 
     clicks = [{"positive": True, "iou": 0.9}, {"positive": False, "iou": 0.1}, {"positive": True, "iou": 0.5},
               {"positive": True, "iou": 0.45}]
@@ -243,15 +241,16 @@ def test_the_pipeline_on_a_mesh_learns_the_clicked_part_and_reuses_its_stages(tm
     import torch
 
     from models.label_teacher import LabelTeacher
-    from utils.evaluation import IsegSegmenter
-    from utils.evaluation_pipeline import PROFILES, MeshWorkspace, train_mesh
-    from utils.mesh import load_mesh
+    from utils.evaluation.protocol import IsegSegmenter
+    from utils.geometry.mesh_files import load_mesh
+    from utils.pipeline.budgets import BUDGETS
+    from utils.pipeline.runner import MeshWorkspace, train_mesh
 
     vertices, faces, labels = cut_sphere(subdivisions=3)  # two labelled halves
     write_off(tmp_path / "sphere.off", vertices, faces)
     mesh = load_mesh(tmp_path / "sphere.off")
     # the quick profile's decoder (attention, learning-rate schedule) and data rules, on fewer views and samples
-    tiny = dataclasses.replace(PROFILES["quick"], name="tiny", encoder_views=60, encoder_epochs=3, click_share=0.05,
+    tiny = dataclasses.replace(BUDGETS["quick"], name="tiny", encoder_views=60, encoder_epochs=3, click_share=0.05,
                                views_per_click=3, view_pool=30, decoder_samples=512, min_clicks=20, small_mesh=0)
     workspace = MeshWorkspace(str(tmp_path / "work"))
     teacher = LabelTeacher(torch.from_numpy(labels), "sphere")
@@ -272,9 +271,9 @@ def test_the_pipeline_on_a_mesh_learns_the_clicked_part_and_reuses_its_stages(tm
 
 
 def test_quick_profile_samples_the_loss_pixels_only_on_meshes_whose_views_touch_thousands_of_vertices():
-    from utils.evaluation_pipeline import PROFILES
+    from utils.pipeline.budgets import BUDGETS
 
-    quick = PROFILES["quick"]
+    quick = BUDGETS["quick"]
     small, large = quick.pixels_from - 1, quick.pixels_from
     assert quick.decoder_loss_pixels(small) == 0 and quick.decoder_loss_pixels(large) == quick.decoder_pixels > 0
     per_vertex = quick.decoder_samples * quick.small_mesh  # samples × vertices, about constant below small_mesh

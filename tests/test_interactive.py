@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from models.build_decoder import DecoderSettings, load_decoder
+from models.build_feature_field import load_features
 from models.decoder_predictor import DecoderPredictor
-from utils.clicks import parse_clicks
-from utils.decoder_training import DecoderSettings, load_decoder, load_features
-from utils.interactive_server import THREE_DIR, make_server
-from utils.interactive_session import Colours, InteractiveSession, RequestError, parse_clicks_request
-from utils.mesh import load_mesh
+from utils.app.server import THREE_DIR, make_server
+from utils.app.session import Colours, InteractiveSession, RequestError, parse_clicks_request
+from utils.decoder.clicks import parse_clicks
+from utils.geometry.mesh_files import load_mesh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MESH = os.path.join(ROOT, "meshes", "hammer.obj")

@@ -1,4 +1,4 @@
-"""Tests of utils/mesh.py and utils/errors.py: vertex order per format, triangulation, normalisation, labels, errors."""
+"""Tests of utils/geometry/mesh.py and utils/errors.py: vertex order per format, triangulation, normalisation, labels, errors."""
 from __future__ import annotations
 
 import struct
@@ -13,7 +13,8 @@ import torch
 import trimesh
 
 from utils.errors import InputError
-from utils.mesh import Mesh, load_face_labels, load_mesh, mesh_from_arrays, normalize_vertices
+from utils.geometry.mesh import Mesh, mesh_from_arrays, normalize_vertices
+from utils.geometry.mesh_files import load_face_labels, load_mesh
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,8 @@
 """Geodesic distances and the random-walk baseline on meshes with known answers."""
 import numpy as np
 
-from utils.mesh_graph import dihedral_weights, edge_graph, geodesic_distances, random_walk_segmentation
-from utils.shapes import two_boxes
+from utils.geometry.mesh_graph import dihedral_weights, edge_graph, geodesic_distances, random_walk_segmentation
+from utils.geometry.shapes import two_boxes
 
 
 def test_geodesic_distances_follow_the_edges():

@@ -10,12 +10,13 @@ import trimesh
 import data_generation
 import decoder
 import encoder
-import utils.decoder_training as decoder_training
+import utils.decoder.training as decoder_training
+from models.build_decoder import DecoderSettings, load_decoder
+from models.build_feature_field import load_features
 from models.decoder_predictor import DecoderPredictor
-from utils.decoder_training import DecoderSettings, load_decoder, load_features
 from utils.errors import run_cli
-from utils.mesh import load_mesh
-from utils.shapes import two_spheres
+from utils.geometry.mesh_files import load_mesh
+from utils.geometry.shapes import two_spheres
 
 
 @pytest.fixture(scope="module")

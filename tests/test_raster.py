@@ -6,11 +6,11 @@ import pytest
 import torch
 import trimesh
 
-import utils.raster as raster
-from utils.camera import Cameras
-from utils.mesh import mesh_from_arrays
-from utils.raster import interpolate, rasterize, vertex_pixels, visible_vertices
-from utils.render import render_lit_grey, render_rgb
+import utils.geometry.raster as raster
+from utils.geometry.camera import Cameras
+from utils.geometry.mesh import mesh_from_arrays
+from utils.geometry.raster import interpolate, rasterize, vertex_pixels, visible_vertices
+from utils.geometry.render import render_lit_grey, render_rgb
 
 TAN30 = math.tan(math.pi / 6)
 FRONT = Cameras.from_degrees(0, 0)  # camera at (2, 0, 0) looking at −X; image right = −Z, image up = +Y

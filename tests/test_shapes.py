@@ -2,7 +2,7 @@
 import numpy as np
 import trimesh
 
-from utils.shapes import HAMMER_PARTS, cut_sphere, hammer, two_boxes, two_spheres
+from utils.geometry.shapes import HAMMER_PARTS, cut_sphere, hammer, two_boxes, two_spheres
 
 
 def test_the_hammer_is_one_watertight_surface_with_four_parts_in_place():

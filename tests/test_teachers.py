@@ -8,12 +8,12 @@ import torch
 from models.label_teacher import CODE_NORM, LabelTeacher, label_code, pool_to_embedding_grid
 from models.sam_teacher import DOWNLOAD_URL, SamTeacher, build_tiny_sam, load_sam
 from models.teacher import TeacherView
-from utils.camera import Cameras
-from utils.encoder_pipeline import ViewSettings, render_teacher_view
+from utils.encoder.views import ViewSettings, render_teacher_view
 from utils.errors import InputError
+from utils.geometry.camera import Cameras
+from utils.geometry.mesh import mesh_from_arrays
+from utils.geometry.shapes import two_boxes
 from utils.io import load_torch
-from utils.mesh import mesh_from_arrays
-from utils.shapes import two_boxes
 
 SAM_MEAN = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
 SAM_STD = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
@@ -225,7 +225,8 @@ def test_two_boxes_shape_is_labelled_by_side():
 
 
 def test_an_official_style_checkpoint_is_found_and_loaded(tmp_path, monkeypatch):
-    """vit_b's real architecture with a state dict saved under the official name in SAM_repo/model_checkpoints/."""
+    """vit_b's real architecture with a state dict saved under the official name in the repository's
+    SAM_repo/model_checkpoints/ (here a stand-in repository root), found from any working directory."""
     from segment_anything import sam_model_registry
 
     torch.manual_seed(0)
@@ -233,7 +234,8 @@ def test_an_official_style_checkpoint_is_found_and_loaded(tmp_path, monkeypatch)
     folder = tmp_path / "SAM_repo" / "model_checkpoints"
     folder.mkdir(parents=True)
     torch.save(reference.state_dict(), folder / "sam_vit_b_01ec64.pth")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("utils.paths.REPO_ROOT", str(tmp_path))
+    monkeypatch.chdir(folder)  # the working directory does not matter
     teacher = SamTeacher.build("vit_b")
     assert "sam_vit_b_01ec64.pth" in teacher.description
     loaded = teacher.predictor.model.state_dict()

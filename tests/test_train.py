@@ -1,25 +1,80 @@
-"""train.py: the stage commands it runs are the original's training sequence and parse as each stage's flags."""
+"""train.py: one budget table with evaluate.py, the flags it prints parse as each script's and give the budget, and a
+whole run on a small labelled mesh whose printed test command segments it."""
+import dataclasses
+import shlex
+
+import numpy as np
+import pytest
+
 import data_generation
 import decoder
 import encoder
+import evaluate
 import train
+from utils.cli import build_decoder_parser
+from utils.geometry.shapes import two_boxes
+from utils.pipeline import budgets
+from utils.pipeline.budgets import BUDGETS
 
 
-def test_stage_commands_are_the_training_sequence_with_the_chosen_budget_and_options(tmp_path):
-    args = train.parse_args(["--obj_path", "meshes/hammer.obj", "--budget", "quick", "--teacher", "label",
-                             "--labels", "meshes/hammer_labels.npy", "--data_root", str(tmp_path / "data"),
-                             "--experiments_root", str(tmp_path / "experiments"), "--positive_inside", "1"])
-    commands, features, decoder_dir = train.stage_commands(args)
-    assert [c[1].rsplit("/", 1)[-1] for c in commands] == ["encoder.py", "encoder.py", "data_generation.py",
-                                                         "decoder.py"]
-    views, training = (encoder.parse_args(c[2:]) for c in commands[:2])
-    assert views.generate_random_views == 1 and views.start_training == 0 and views.n_views == 300
-    assert training.start_training == 1 and training.num_epochs == 3
-    data = data_generation.parse_args(commands[2][2:])
-    assert data.positive_inside == 1 and data.negative_outside == 0 and data.teacher == "label"
-    assert (data.percentage, data.n_views, data.view_pool) == (0.03, 20, 300)
-    trained = decoder.build_parser().parse_args(commands[3][2:])
-    assert trained.mode == "train" and trained.encoder_f_path == features and trained.save_dir == decoder_dir
-    assert trained.num_epochs == 2 and trained.data_percentage == 0.2
-    default = data_generation.parse_args(train.stage_commands(train.parse_args(["--obj_path", "m.obj"]))[0][2][2:])
-    assert default.positive_inside == 0 and default.negative_outside == 0 and default.n_views == 100  # the original
+def test_train_budgets_are_evaluate_profiles():
+    assert sorted(BUDGETS) == sorted(train.parse_args(["--obj_path", "m.obj", "--budget", name]).budget
+                                     for name in BUDGETS)
+    assert evaluate.parse_args(["--data", "d", "--out", "o", "--profile", "full"]).profile == "full"
+    assert budgets.budget_named("full") is BUDGETS["original"] and budgets.budget_named("quick") is BUDGETS["quick"]
+    assert BUDGETS["demo"].decoder_settings == budgets.DecoderSettings()  # the original's architecture
+    assert BUDGETS["original"].encoder_views == 1000 and BUDGETS["original"].view_pool == 1000
+
+
+@pytest.mark.parametrize("name", sorted(BUDGETS))
+def test_a_budget_s_printed_flags_give_each_script_the_budget(name):
+    budget = BUDGETS[name]
+    flags = budget.stage_flags(10_000, num_candidates=5_000)
+    views = encoder.parse_args(["--generate_random_views", "1", *flags["encoder"]])
+    assert (views.n_views, views.num_epochs, views.embedding_dtype) == (budget.encoder_views, budget.encoder_epochs,
+                                                                        budgets.EMBEDDING_DTYPE)
+    data = data_generation.parse_args(flags["data"])
+    assert (data.percentage, data.n_views, data.view_pool) == (budget.click_percentage(10_000), budget.views_per_click,
+                                                               budget.view_pool)
+    trained = build_decoder_parser("decoder.py").parse_args(["--mode", "train", *flags["decoder"]])
+    assert (trained.num_epochs, trained.batch_size, trained.learning_rate, trained.lr_schedule) == (
+        budget.decoder_epochs, budget.decoder_batch, budget.decoder_learning_rate, budget.decoder_lr_schedule)
+    assert trained.loss_pixels == budget.decoder_loss_pixels(10_000)
+    assert trained.data_percentage == budget.decoder_share(10_000, 5_000)
+    from utils.cli import decoder_settings_from_args
+
+    assert decoder_settings_from_args(trained) == budget.decoder_settings
+
+
+def test_train_py_runs_the_budget_and_its_printed_command_segments_the_mesh(tmp_path, monkeypatch, capsys):
+    vertices, faces, labels = two_boxes(subdivisions=2)
+    with open(tmp_path / "boxes.off", "w") as handle:
+        handle.write(f"OFF\n{len(vertices)} {len(faces)} 0\n")
+        handle.writelines(f"{x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in vertices)
+        handle.writelines(f"3 {a} {b} {c}\n" for a, b, c in faces)
+    np.save(tmp_path / "labels.npy", labels)
+    # the quick budget (identity query/key maps: the printed command must carry them) on fewer views and samples
+    tiny = dataclasses.replace(BUDGETS["quick"], name="tiny", encoder_views=30, encoder_epochs=2, views_per_click=2,
+                               view_pool=20, min_clicks=20, decoder_samples=64, small_mesh=0)
+    monkeypatch.setitem(BUDGETS, "quick", tiny)
+    train.main(["--obj_path", str(tmp_path / "boxes.off"), "--budget", "quick", "--teacher", "label", "--labels",
+                str(tmp_path / "labels.npy"), "--data_root", str(tmp_path / "data"), "--experiments_root",
+                str(tmp_path / "experiments"), "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert "encoder.py --n_views 30 --num_epochs 2" in printed and "--use_attention_q 0" in printed
+    assert (tmp_path / "data" / "boxes" / "decoder_data" / "manifest.json").exists()  # train.py keeps stage data
+    assert (tmp_path / "experiments" / "boxes" / "encoder" / "test_image.png").exists()  # the encoder's test view
+    command = shlex.split(printed.strip().splitlines()[-1])
+    assert command[:2] == ["python", "decoder.py"]
+    vertex = int(np.flatnonzero(np.bincount(faces[labels == 0].ravel(), minlength=len(vertices)))[0])
+    decoder.main([*command[2:-1], str(vertex), "--device", "cpu"])
+    probability = np.load(tmp_path / "experiments" / "boxes" / "decoder" / f"vertex_probability_v{vertex}.npy")
+    in_part = np.zeros(len(vertices), dtype=bool)
+    in_part[faces[labels == 0].ravel()] = True
+    assert probability[in_part].mean() > 0.5 > probability[~in_part].mean()  # the clicked box, not the other
+    capsys.readouterr()
+    train.main(["--obj_path", str(tmp_path / "boxes.off"), "--budget", "quick", "--teacher", "label", "--labels",
+                str(tmp_path / "labels.npy"), "--data_root", str(tmp_path / "data"), "--experiments_root",
+                str(tmp_path / "experiments"), "--device", "cpu"])
+    again = capsys.readouterr().out
+    assert "encoder: skipped" in again and "decoder: skipped" in again  # a finished run is not trained again

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from models.sam_teacher import SAM_TYPES
+from utils.paths import RepoDefault
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -49,3 +50,87 @@ def require(checks) -> None:
     for ok, message in checks:
         if not ok:
             raise InputError(message)
+
+
+def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags decoder.py shares with interactive.py (the original's names and defaults)."""
+    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"), help="mesh (.obj/.off/.ply/.stl/.glb)")
+    parser.add_argument("--encoder_f_path", default=RepoDefault("./experiments/hammer/encoder/pred_f.pth"),
+                        help="per-vertex features from encoder.py")
+    parser.add_argument("--save_dir", default=RepoDefault("./experiments/hammer/decoder/"),
+                        help="checkpoints and test outputs (created if missing)")
+    parser.add_argument("--model_name", default="decoder_checkpoint.pth", help="checkpoint file name in --save_dir")
+    parser.add_argument("--name", default="hammer", help="cosmetic, as in the original")
+    parser.add_argument("--use_attention_q", type=int_flag, default=1, help="1: learnable query map")
+    parser.add_argument("--use_attention_k", type=int_flag, default=1, help="1: learnable key maps")
+    parser.add_argument("--use_attention_v", type=int_flag, default=1, help="1: learnable value maps")
+    parser.add_argument("--redsidual_attention", type=int_flag, default=0,
+                        help="1: add the input to the query/key/value maps (the original's spelling)")
+    parser.add_argument("--scale_attention", type=int_flag, default=1, help="1: divide attention logits by 16")
+    parser.add_argument("--depth", type=int, default=14, help="256-wide layers of the decoder head")
+    parser.add_argument("--base_color", type=int, nargs=3, default=[180, 180, 180], help="unsegmented colour")
+    parser.add_argument("--seg_color", type=int, nargs=3, default=[60, 160, 250], help="segment colour")
+    parser.add_argument("--pos_color", type=int, nargs=3, default=[0, 255, 0], help="positive click colour")
+    parser.add_argument("--neg_color", type=int, nargs=3, default=[255, 0, 0], help="negative click colour")
+    add_device_argument(parser)
+
+
+def build_decoder_parser(description: str, interactive: bool = False) -> argparse.ArgumentParser:
+    """decoder.py's flags (the original's names and defaults); ``interactive``: interactive.py's — the same
+    without --seed and --mode, as the original's interactive.py, those it does not use accepted without effect."""
+    from utils.decoder.training import LR_SCHEDULES
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_decoder_arguments(parser)
+    if not interactive:
+        parser.add_argument("--seed", type=int, default=0, help="seeds training (initialisation and sample order)")
+    parser.add_argument("--decoder_data_dir", default=RepoDefault("./data/hammer/decoder_data"), help="samples of data_generation")
+    parser.add_argument("--use_positive_click", type=int_flag, default=0, help="1: train on second-positive samples")
+    parser.add_argument("--use_negative_click", type=int_flag, default=0, help="1: train on second-negative samples")
+    parser.add_argument("--data_percentage", type=float, default=1.0, help="train on this share of the samples")
+    parser.add_argument("--loss_pixels", type=int, default=0,
+                        help="training loss of each sample on at most this many of its covered pixels, drawn at "
+                             "random (0 = all, the original; a few hundred make samples several times cheaper)")
+    parser.add_argument("--lr_schedule", default="constant", choices=LR_SCHEDULES,
+                        help="constant (the original) or cosine: a 5 %% linear warm-up, then a cosine decay to 0")
+    parser.add_argument("--render_res", type=int, default=224,
+                        help="render size (training: must equal the samples' mask size; test: the view grid)")
+    parser.add_argument("--continue_train", type=int_flag, default=0, help="1: resume from save_dir/model_name")
+    parser.add_argument("--batch_size", type=int, default=16, help="samples (views) per step")
+    parser.add_argument("--learning_rate", type=float, default=1e-4, help="Adam learning rate")
+    parser.add_argument("--num_epochs", type=int, default=5, help="passes over the samples")
+    parser.add_argument("--save_interval", type=int, default=100, help="checkpoint every N batches")
+    if not interactive:
+        parser.add_argument("--mode", default="test", choices=["train", "test"], help="train or test (default)")
+    parser.add_argument("--select_vertices", nargs="+", default=["0"],
+                        help="clicks: 5141 (positive), -10795 (negative), p<i> / n<i> (n0: negative on vertex 0)")
+    parser.add_argument("--show_seg", type=int_flag, default=1, help="0: write the mesh in the base colour only")
+    parser.add_argument("--show_spheres", type=int_flag, default=0, help="1: add a sphere on each click to the PLY")
+    parser.add_argument("--sphere_radius", type=float, default=0.025, help="click sphere radius (unit-ball units)")
+    parser.add_argument("--ply_coordinates", default="file", choices=["file", "normalized"],
+                        help="PLY vertices in the mesh file's coordinates (default) or the original's unit ball")
+    dead = "accepted for compatibility; has no effect (as in the original)"
+    parser.add_argument("--views_per_vert", type=int, default=100, help=dead)
+    parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0], help=dead)
+    parser.add_argument("--n_views", type=int, default=1, help=dead)
+    parser.add_argument("--frontview_std", type=float, default=4.0, help=dead)
+    parser.add_argument("--frontview_center", type=float, nargs=2, default=[3.14, 0.0], help=dead)
+    parser.add_argument("--width", type=int, default=256, help=dead)
+    parser.add_argument("--n_classes", type=int, default=256, help=dead)
+    parser.add_argument("--positional_encoding", action="store_true", help="accepted; no effect (it crashed in "
+                                                                            "the original)")
+    parser.add_argument("--sigma", type=float, default=5.0, help=dead)
+    parser.add_argument("--return_original", type=int, default=0, help="accepted; no effect (it crashed in the "
+                                                                        "original)")
+    parser.add_argument("--use_data_parallel", type=int_flag, default=0,
+                        help="accepted; no effect (training uses one device)")
+    parser.add_argument("--show", type=int_flag, default=0, help="accepted; no effect (no windows are opened)")
+    return parser
+
+
+def decoder_settings_from_args(args: argparse.Namespace):
+    """decoder.py's / interactive.py's architecture flags → models.build_decoder.DecoderSettings (``--depth`` ≥ 1)."""
+    from models.build_decoder import DecoderSettings
+
+    require([(args.depth >= 1, f"--depth must be >= 1, got {args.depth}")])
+    return DecoderSettings.from_flags(vars(args))

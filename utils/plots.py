@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from utils.geometry.render import overlay  # noqa: E402
 from utils.io import atomic_path  # noqa: E402
 
 
@@ -83,9 +84,7 @@ def save_sample_preview(images: Sequence[np.ndarray], masks: Sequence[np.ndarray
     for axis in axes.ravel():
         axis.axis("off")
     for axis, image, mask, point, sign, title in zip(axes.ravel(), images, masks, points, signs, titles):
-        overlay = image.astype(np.float32) / 255
-        overlay[mask] = 0.4 * overlay[mask] + 0.6 * np.array([30, 144, 255]) / 255
-        axis.imshow(overlay)
+        axis.imshow(overlay(image.astype(np.float32) / 255, mask.astype(np.float32)))
         colours = ["lime" if s > 0 else "red" for s in sign]
         axis.scatter(point[:, 0], point[:, 1], c=colours, s=30, edgecolors="black", linewidths=0.5)
         axis.set_title(title, fontsize=8)

@@ -1,6 +1,7 @@
-"""Devices and seeding, shared by every command."""
+"""Devices, seeding and keyed random generators, shared by every command."""
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 
@@ -29,3 +30,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+
+
+def keyed_generator(seed: int, *keys: object) -> torch.Generator:
+    """A CPU generator seeded by ``seed`` and ``keys``: the same draws whatever else ran before (resumable, order-free)."""
+    digest = hashlib.sha256(repr((int(seed),) + tuple(keys)).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))

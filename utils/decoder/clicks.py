@@ -1,7 +1,7 @@
-"""Clicks: farthest-point sampling of click vertices, click lists as (vertex, sign), keyed random generators."""
+"""Clicks: farthest-point sampling of the vertices clicked in training data, click lists as (vertex, sign), and
+the clicks' suffix of output file names."""
 from __future__ import annotations
 
-import hashlib
 from typing import Tuple
 
 import torch
@@ -28,12 +28,6 @@ def farthest_point_sampling(points: torch.Tensor, count: int, start: int = 0) ->
         nearest = torch.minimum(nearest, ((points - points[current]) ** 2).sum(dim=1))
         current = int(torch.argmax(nearest))
     return chosen
-
-
-def keyed_generator(seed: int, *keys: object) -> torch.Generator:
-    """A CPU generator seeded by ``seed`` and ``keys``: the same draws whatever else ran before (resumable, order-free)."""
-    digest = hashlib.sha256(repr((int(seed),) + tuple(keys)).encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
 def click_suffix(vertices: Tuple[int, ...], signs: Tuple[int, ...]) -> str:

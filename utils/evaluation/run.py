@@ -1,45 +1,66 @@
-"""evaluate.py's run over a collection: per mesh, train (utils/evaluation_pipeline.py), simulate clicks per target
-with each method (utils/evaluation.py), write the mesh's record; then results.json, summary.md and the plot
-(utils/evaluation_report.py). A mesh whose record exists is not evaluated again.
+"""evaluate.py's run over a collection: per mesh, train (the stage runner, utils/pipeline/runner.py), simulate clicks per target
+with each method (utils/evaluation/protocol.py), write the mesh's record; then results.json, summary.md and the plot
+(utils/evaluation/report.py). A mesh whose record exists is not evaluated again.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, replace
-from typing import Dict, List
+from dataclasses import asdict, dataclass, replace
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from utils.click_simulation import MeshGeometry
-from utils.datasets import LabelledMesh, find_collection
 from utils.errors import InputError
-from utils.evaluation import (
-    IsegSegmenter,
-    RandomWalkSegmenter,
-    click_records,
-    human_ceiling,
-    segment_targets,
-    simulate_clicks,
-)
-from utils.evaluation_pipeline import PROFILES, MeshWorkspace, train_mesh
+from utils.evaluation.baselines import RandomWalkSegmenter
+from utils.evaluation.click_simulation import MeshGeometry
+from utils.evaluation.datasets import LabelledMesh, find_collection
+from utils.evaluation.protocol import IsegSegmenter, click_records, human_ceiling, segment_targets, simulate_clicks
+from utils.geometry.mesh_files import load_face_labels, load_mesh
 from utils.io import load_json, save_json, save_text
-from utils.mesh import load_face_labels, load_mesh
+from utils.pipeline.budgets import budget_named
+from utils.pipeline.runner import MeshWorkspace, train_mesh
 from utils.runtime import resolve_device
 
 
-class EvaluationRun:
-    """One ``evaluate.py`` invocation (its parsed arguments)."""
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What one evaluation runs (evaluate.py's flags): the collection at ``data``, results to ``out``; the teacher
+    (``label`` or ``sam`` with ``sam_type`` / ``sam_checkpoint``), the budget (``profile``, a name of
+    utils/pipeline/budgets.py, with the ``decoder_samples`` / ``decoder_pixels`` overrides and the other-side click
+    options), the meshes (None: all), whose labels are the targets (``annotator``), the methods, the label teacher's
+    ``same_part_negative`` rule (split / ignore), the seed, whether stage data are kept, and the device name."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    data: str
+    out: str
+    teacher: str = "label"
+    profile: str = "quick"
+    meshes: Optional[Sequence[str]] = None
+    annotator: int = 0
+    methods: Sequence[str] = ("iseg", "random_walk")
+    negative_outside: bool = False
+    positive_inside: bool = False
+    decoder_samples: Optional[int] = None
+    decoder_pixels: Optional[int] = None
+    same_part_negative: str = "split"
+    seed: int = 0
+    sam_type: str = "vit_h"
+    sam_checkpoint: Optional[str] = None
+    keep_stage_data: bool = False
+    device: str = "auto"
+
+
+class EvaluationRun:
+    """One evaluation (``evaluate.py``) over a collection."""
+
+    def __init__(self, args: EvaluationSettings) -> None:
         self.args = args
         self.collection = find_collection(args.data)
         self.entries = self.collection.select(args.meshes)
-        profile = PROFILES[args.profile]
+        profile = budget_named(args.profile)
         samples = profile.decoder_samples if args.decoder_samples is None else args.decoder_samples
         pixels = profile.decoder_pixels if args.decoder_pixels is None else args.decoder_pixels
         self.profile = replace(profile, negative_outside=bool(args.negative_outside),
@@ -49,12 +70,12 @@ class EvaluationRun:
                    + ("_ig" if args.same_part_negative == "ignore" else ""))
         # the resolved budget's digest (overrides included): a changed budget makes new folders, never reuses stale ones
         digest = hashlib.sha1(json.dumps(asdict(self.profile), sort_keys=True).encode()).hexdigest()[:6]
-        self.run_tag = f"{args.profile}{variant}_{digest}_a{args.annotator}_s{args.seed}"
+        self.run_tag = f"{self.profile.name}{variant}_{digest}_a{args.annotator}_s{args.seed}"
         self.device = resolve_device(args.device)
-        self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.SAM}"
+        self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.sam_type}"
         self.settings: Dict[str, object] = {
             "data": os.path.abspath(args.data), "layout": self.collection.layout, "teacher": args.teacher,
-            "SAM": args.SAM if args.teacher == "sam" else None, "profile": args.profile,
+            "SAM": args.sam_type if args.teacher == "sam" else None, "profile": self.profile.name,
             "negative_outside": bool(args.negative_outside), "positive_inside": bool(args.positive_inside),
             "same_part_negative": args.same_part_negative, "decoder_samples": samples,
             "decoder_pixels": pixels, "budget": asdict(self.profile),
@@ -63,7 +84,7 @@ class EvaluationRun:
         if args.teacher == "sam":
             from models.sam_teacher import SamTeacher
 
-            self._sam = SamTeacher.build(args.SAM, args.sam_checkpoint, self.device, args.seed)
+            self._sam = SamTeacher.build(args.sam_type, args.sam_checkpoint, self.device, args.seed)
 
     def record_path(self, entry: LabelledMesh) -> str:
         tag = f"{self.teacher_tag}_{self.run_tag}"
@@ -89,7 +110,7 @@ class EvaluationRun:
         return self.write_reports(records)
 
     def write_reports(self, records: List[Dict]) -> List[str]:
-        from utils.evaluation_report import save_iou_plot, summary_markdown
+        from utils.evaluation.report import save_iou_plot, summary_markdown
 
         out = self.args.out
         results = os.path.join(out, "results.json")
@@ -97,7 +118,7 @@ class EvaluationRun:
         plot = os.path.join(out, "iou_vs_clicks.png")
         save_json({"settings": self.settings, "meshes": records}, results)
         save_text(summary_markdown(records, self.settings), summary)
-        save_iou_plot(records, plot, f"{self.collection.name}: {self.teacher_tag} teacher, {self.args.profile}")
+        save_iou_plot(records, plot, f"{self.collection.name}: {self.teacher_tag} teacher, {self.profile.name}")
         return [results, summary, plot]
 
     def evaluate_mesh(self, entry: LabelledMesh) -> Dict:
@@ -145,4 +166,4 @@ class EvaluationRun:
         timings.update({f"simulation_{name}": round(seconds, 2) for name, seconds in spent.items()})
         return {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
                 "num_vertices": mesh.num_vertices, "num_faces": mesh.num_faces, "annotator": args.annotator,
-                "teacher": self.teacher_tag, "profile": args.profile, "timings": timings, "targets": targets}
+                "teacher": self.teacher_tag, "profile": self.profile.name, "timings": timings, "targets": targets}

@@ -17,16 +17,24 @@ of a dict of stacked tensors (loadable with ``weights_only=True``):
 | ``res`` | int | H = W of the masks |
 
 A 224² mask takes 6,272 bytes (the original stored a 50 kB file per sample).
+
+The folder (:class:`DecoderData`): shards ``samples/shard_<p|v><first>-<last>_<kinds>.pt`` (``p``: pool views,
+``v``: per-click vertices; kinds ``s``, ``p``, ``n``), ``manifest.json`` (what they were made with),
+``fps_vertices.pt``, ``pool_views.pt``, ``pool_visibility.pt`` and ``generation_log.json``.
+:func:`load_decoder_samples` reads them back for training.
 """
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, fields
-from typing import List, Sequence
+from typing import List, Sequence, Set
 
 import numpy as np
 import torch
 
-from utils.io import load_torch, save_torch
+from utils.errors import InputError
+from utils.io import load_json, load_torch, save_torch
 
 KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE = 0, 1, 2
 KIND_NAMES = ("single", "positive", "negative")
@@ -114,11 +122,57 @@ class Samples:
         try:
             return cls(**{f.name: record[f.name] for f in fields(cls)})
         except (KeyError, TypeError) as exc:
-            from utils.errors import InputError
-
             raise InputError(f"sample shard {path} is not in the expected format (missing {exc})") from None
 
 
-def load_samples(paths: List[str], res: int) -> Samples:
-    """All samples of several shards, in the order given."""
-    return Samples.concatenate([Samples.load(path) for path in paths], res)
+KIND_LETTERS = "spn"  # single, positive, negative in shard names
+
+
+class DecoderData:
+    """Files of the decoder data folder."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.samples = os.path.join(root, "samples")
+        self.manifest = os.path.join(root, "manifest.json")
+        self.fps = os.path.join(root, "fps_vertices.pt")
+        self.pool = os.path.join(root, "pool_views.pt")
+        self.visibility = os.path.join(root, "pool_visibility.pt")
+        self.log = os.path.join(root, "generation_log.json")
+
+    def shard(self, prefix: str, first: int, last: int, kinds: Sequence[int]) -> str:
+        letters = "".join(KIND_LETTERS[k] for k in sorted(kinds))
+        return os.path.join(self.samples, f"shard_{prefix}{first:06d}-{last:06d}_{letters}.pt")
+
+    def shards(self) -> List[str]:
+        """All shard files, sorted by name (= by chunk, then kinds)."""
+        if not os.path.isdir(self.samples):
+            return []
+        return sorted(os.path.join(self.samples, n) for n in os.listdir(self.samples) if _SHARD.match(n))
+
+    def kinds_done(self, prefix: str, first: int, last: int) -> Set[int]:
+        done: Set[int] = set()
+        for path in self.shards():
+            match = _SHARD.match(os.path.basename(path))
+            if match and match.group(1) == prefix and (int(match.group(2)), int(match.group(3))) == (first, last):
+                done |= {KIND_LETTERS.index(letter) for letter in match.group(4)}
+        return done
+
+
+_SHARD = re.compile(r"shard_([pv])(\d+)-(\d+)_([spn]+)\.pt$")
+
+
+def load_decoder_samples(root: str, kinds: Sequence[int] = (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE)) -> Samples:
+    """Every sample of ``kinds`` in a decoder data folder, in shard order."""
+    data = DecoderData(root)
+    shards = data.shards()
+    if not shards:
+        raise InputError(f"no decoder training samples in {data.samples}: run data_generation.py first")
+    res = int(load_json(data.manifest, "decoder data manifest").get("res", 224)) if os.path.exists(
+        data.manifest) else 224
+    parts = []
+    for path in shards:
+        samples = Samples.load(path)
+        wanted = torch.isin(samples.kind, torch.tensor(list(kinds), dtype=samples.kind.dtype))
+        parts.append(samples.select(wanted.nonzero(as_tuple=True)[0]))
+    return Samples.concatenate(parts, res)

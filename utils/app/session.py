@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from models.decoder_predictor import DecoderPredictor
-from utils.decoder_outputs import vertex_colours
+from utils.decoder.outputs import vertex_colours
+from utils.geometry.mesh import Mesh
 from utils.io import save_json, save_numpy, save_ply, save_text
-from utils.mesh import Mesh
 
 MAX_CLICKS = 256  # clicks per request (a user never needs more; bounds the work of one request)
 MAX_SEGMENT = 65535

@@ -1,4 +1,8 @@
-"""Shading from fragments: the lit RGB image the 2D teacher sees (reference §5.1, "RGB mode").
+"""Shading from fragments: the lit RGB image the 2D teacher sees (the original's kaolin "RGB mode"), and the blue
+probability overlay every picture of a segment uses.
+
+:func:`render` is the one call from a mesh and cameras to the lit grey views (rasterize, then shade) and their
+fragments, which callers reuse for visibility, masks and overlays.
 
 Per-vertex colours are interpolated and clamped to [0, 1], multiplied by flat spherical-harmonic lighting evaluated
 on the camera-space unit normal n of the face seen at the pixel,
@@ -11,17 +15,20 @@ each render as an 8-bit PNG and fed the re-read PNG to SAM).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
-from utils.camera import Cameras
-from utils.raster import Fragments, interpolate
+from utils.geometry.camera import Cameras
+from utils.geometry.raster import Fragments, interpolate, rasterize
 
 SH_CONSTANT = 0.28209
 SH_LINEAR = 0.48860
 DEFAULT_ALBEDO = (2 / 3, 2 / 3, 2 / 3)
 WHITE = (1.0, 1.0, 1.0)
+OVERLAY_RGB = (30, 144, 255)  # segment overlay colour (0-255)
+OVERLAY_OPACITY = 0.6  # the overlay's opacity where the probability is 1
 
 Colour = Union[Sequence[float], torch.Tensor]
 
@@ -56,7 +63,7 @@ def render_rgb(
     """The original's RGB render of a mesh from its fragments.
 
     Args:
-        mesh: a utils.mesh.Mesh.
+        mesh: a utils.geometry.mesh.Mesh.
         cameras: the B views the fragments were rasterized in.
         fragments: (B, H, W) fragments of ``mesh`` in ``cameras``.
         vertex_colors: (N, 3) per-vertex RGB, values outside [0, 1] are clamped after interpolation; None → the
@@ -87,3 +94,35 @@ def render_lit_grey(mesh, cameras: Cameras, fragments: Fragments, background: Co
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Float images in [0, 1] → uint8, rounding as torchvision's ``save_image`` (x·255 + 0.5, truncated)."""
     return (images * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+
+
+def render(mesh, cameras: Cameras, res: int, background: Colour = WHITE, albedo: Colour = DEFAULT_ALBEDO
+           ) -> Tuple[torch.Tensor, Fragments]:
+    """Rasterize ``mesh`` in ``cameras`` at ``res`` × ``res`` and shade it as the teacher sees it.
+
+    Returns:
+        (B, H, W, 3) uint8 lit views (:func:`render_lit_grey`) and the (B, H, W) fragments they were shaded from.
+    """
+    fragments = rasterize(mesh, cameras, res)
+    return render_lit_grey(mesh, cameras, fragments, background=background, albedo=albedo), fragments
+
+
+def overlay(images: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Blend the overlay colour into images: ``(1 − a)·image + a·colour`` with ``a = OVERLAY_OPACITY · weight``.
+
+    Args:
+        images: (…, H, W, 3) float in [0, 1].
+        weight: (…, H, W) float in [0, 1] (a probability, or 1 inside a mask).
+    Returns:
+        (…, H, W, 3) float64 in [0, 1].
+    """
+    alpha = OVERLAY_OPACITY * weight[..., None]
+    return (1 - alpha) * images + alpha * (np.array(OVERLAY_RGB) / 255)
+
+
+def probability_overlay(grey: torch.Tensor, fragments: Fragments, faces: torch.Tensor,
+                        probability: torch.Tensor) -> np.ndarray:
+    """(B, H, W, 3) float64 pictures of a segment: per-vertex ``probability`` (N,) interpolated over the fragments and
+    overlaid (:func:`overlay`) on the (B, H, W, 3) uint8 views ``grey``."""
+    weight = interpolate(fragments, faces, probability.to(faces.device).float().unsqueeze(1))[..., 0]
+    return overlay(grey.float().cpu().numpy() / 255, weight.clamp(0, 1).cpu().numpy())

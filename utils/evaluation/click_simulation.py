@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.sparse.csgraph import connected_components
 
-from utils.mesh_graph import geodesic_distances
+from utils.geometry.mesh_graph import geodesic_distances
 
 NOC_CAP = 20  # clicks at most per target
 
@@ -43,7 +43,7 @@ class MeshGeometry:
     def build(cls, vertices: np.ndarray, faces: np.ndarray) -> "MeshGeometry":
         import trimesh
 
-        from utils.mesh_graph import edge_graph
+        from utils.geometry.mesh_graph import edge_graph
 
         mesh = trimesh.Trimesh(vertices, faces, process=False)
         pairs = mesh.face_adjacency

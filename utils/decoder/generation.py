@@ -29,7 +29,7 @@ Where views come from (DESIGN difference 2):
   none gets no views), and every (vertex, view) pair is rendered and encoded on its own.
 
 All random draws are keyed by (seed, what, vertex, view), so a killed run that resumes — or a run split into stages —
-makes exactly the samples of an uninterrupted one. Samples are written in shards (utils/samples.py documents the
+makes exactly the samples of an uninterrupted one. Samples are written in shards (utils/decoder/samples.py documents the
 format) under ``<decoder_data_dir>/samples/``; ``manifest.json`` records what they were made with, ``fps_vertices.pt``
 the sampled vertices, ``pool_views.pt`` the pool, ``generation_log.json`` the teacher calls of each run.
 """
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,24 +46,26 @@ import torch
 from tqdm import tqdm
 
 from models.teacher import Teacher, TeacherView
-from utils.camera import Cameras, sample_uniform_views
-from utils.clicks import farthest_point_sampling, keyed_generator
-from utils.encoder_pipeline import mesh_signature
-from utils.errors import InputError
-from utils.io import load_json, load_torch, save_json, save_torch
-from utils.mesh import Mesh
-from utils.raster import rasterize, vertex_pixels, visible_vertices
-from utils.render import render_lit_grey
-from utils.samples import (
+from utils.decoder.clicks import farthest_point_sampling
+from utils.decoder.samples import (
     KIND_NAMES,
     KIND_NEGATIVE,
     KIND_POSITIVE,
     KIND_SINGLE,
+    DecoderData,
     Samples,
+    load_decoder_samples,
     pack_masks,
     packed_areas,
     packed_intersections,
 )
+from utils.errors import InputError
+from utils.geometry.camera import Cameras, sample_uniform_views
+from utils.geometry.mesh import Mesh, mesh_signature
+from utils.geometry.raster import rasterize, vertex_pixels, visible_vertices
+from utils.geometry.render import render
+from utils.io import load_json, load_torch, save_json, save_torch
+from utils.runtime import keyed_generator
 
 SCORE_THRESHOLD = 0.4  # a single-click mask must score this for second clicks to be tried in its view
 IOU_LIMIT = 0.9  # a second click must change the mask at least this much
@@ -76,7 +77,6 @@ MAX_FACING_REDRAWS = 100_000  # safety bound on uncounted redraws of views facin
 #: those copies in cache (4: ~63 ms a prompt with tiny SAM here, 32: ~88 ms); a GPU wants big batches
 PROMPT_BATCH = {"cpu": 4, "cuda": 64}
 VISIBILITY_BATCH = 16  # pool views rasterized per call when finding which vertices they show
-KIND_LETTERS = "spn"  # single, positive, negative in shard names
 
 
 @dataclass(frozen=True)
@@ -111,40 +111,6 @@ class Counters:
         made = ", ".join(f"{count} {name}" for count, name in zip(self.samples, KIND_NAMES))
         return (f"{self.image_encodings} teacher image encodings, {self.prompt_calls} prompt calls "
                 f"({self.prompts} prompts); samples written: {made}")
-
-
-class DecoderData:
-    """Files of the decoder data folder."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.samples = os.path.join(root, "samples")
-        self.manifest = os.path.join(root, "manifest.json")
-        self.fps = os.path.join(root, "fps_vertices.pt")
-        self.pool = os.path.join(root, "pool_views.pt")
-        self.visibility = os.path.join(root, "pool_visibility.pt")
-        self.log = os.path.join(root, "generation_log.json")
-
-    def shard(self, prefix: str, first: int, last: int, kinds: Sequence[int]) -> str:
-        letters = "".join(KIND_LETTERS[k] for k in sorted(kinds))
-        return os.path.join(self.samples, f"shard_{prefix}{first:06d}-{last:06d}_{letters}.pt")
-
-    def shards(self) -> List[str]:
-        """All shard files, sorted by name (= by chunk, then kinds)."""
-        if not os.path.isdir(self.samples):
-            return []
-        return sorted(os.path.join(self.samples, n) for n in os.listdir(self.samples) if _SHARD.match(n))
-
-    def kinds_done(self, prefix: str, first: int, last: int) -> Set[int]:
-        done: Set[int] = set()
-        for path in self.shards():
-            match = _SHARD.match(os.path.basename(path))
-            if match and match.group(1) == prefix and (int(match.group(2)), int(match.group(3))) == (first, last):
-                done |= {KIND_LETTERS.index(letter) for letter in match.group(4)}
-        return done
-
-
-_SHARD = re.compile(r"shard_([pv])(\d+)-(\d+)_([spn]+)\.pt$")
 
 
 def _prepare_folder(data: DecoderData, manifest: Dict[str, object], overwrite: bool) -> None:
@@ -312,8 +278,7 @@ class _Generator:
         """All samples of one view for the sampled vertices ``assigned`` (positions in ``fps``)."""
         settings, mesh = self.settings, self.mesh
         camera = camera.to(mesh.vertices.device)
-        fragments = rasterize(mesh, camera, settings.res)
-        image = render_lit_grey(mesh, camera, fragments, background=settings.background)
+        image, fragments = render(mesh, camera, settings.res, background=settings.background)
         encoded = self.teacher.encode(TeacherView(image[0].cpu(), fragments.pix_to_face[0].cpu()))
         self.counters.image_encodings += 1
         visible = visible_vertices(fragments, mesh, camera)[0][self.fps].cpu()  # (k,)
@@ -449,23 +414,6 @@ def _vertex_normals(mesh: Mesh) -> torch.Tensor:
     return torch.zeros_like(mesh.vertices).index_add_(0, mesh.faces.reshape(-1), normals.repeat_interleave(3, dim=0))
 
 
-def load_decoder_samples(root: str, kinds: Sequence[int] = (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE)) -> Samples:
-    """Every sample of ``kinds`` in a decoder data folder, in shard order."""
-    data = DecoderData(root)
-    shards = data.shards()
-    if not shards:
-        raise InputError(f"no decoder training samples in {data.samples}: run data_generation.py first")
-    res = int(load_json(data.manifest, "decoder data manifest").get("res", 224)) if os.path.exists(
-        data.manifest) else 224
-    parts = []
-    for path in shards:
-        samples = Samples.load(path)
-        wanted = torch.isin(samples.kind, torch.tensor(list(kinds), dtype=samples.kind.dtype))
-        parts.append(samples.select(wanted.nonzero(as_tuple=True)[0]))
-    return Samples.concatenate(parts, res)
-
-
-
 def save_preview(mesh: Mesh, root: str, settings: GenerationSettings, per_kind: int = 4) -> str:
     """``preview.png``: the first few samples of each kind, drawn on their views. Returns its path."""
     from utils.plots import save_sample_preview
@@ -477,7 +425,7 @@ def save_preview(mesh: Mesh, root: str, settings: GenerationSettings, per_kind: 
         subset = samples.select(chosen)
         for i in range(len(subset)):
             camera = Cameras(subset.elev[i:i + 1], subset.azim[i:i + 1], settings.radius).to(mesh.vertices.device)
-            image = render_lit_grey(mesh, camera, rasterize(mesh, camera, settings.res), settings.background)
+            image, _ = render(mesh, camera, settings.res, background=settings.background)
             images.append(image[0].cpu().numpy())
             masks.append(subset.unpacked_masks()[i].numpy())
             points.append(subset.points[i].numpy())

@@ -8,7 +8,7 @@ gradients, so fragments of a view are computed once and reused by every shading 
   probabilities);
 * :attr:`Fragments.coverage` — which pixels show the mesh;
 * :func:`vertex_pixels` / :func:`visible_vertices` — vertex → pixel, and which vertices a view shows;
-* utils/render.py — the lit grey RGB image the 2D teacher sees.
+* utils/geometry/render.py — the lit grey RGB image the 2D teacher sees.
 
 Conventions (those of the original's kaolin DIB-R renderer, reference §5.1): pixel centres at
 NDC ((2j+1)/res − 1, 1 − (2i+1)/res) for row i, column j — row 0 is the top of the image; a triangle is drawn only
@@ -33,7 +33,7 @@ from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
-from utils.camera import Cameras, ndc_to_pixel, rotate
+from utils.geometry.camera import Cameras, ndc_to_pixel, rotate
 
 #: faces with a vertex closer to the camera than this (or behind it) are not drawn
 Z_NEAR = 1e-3
@@ -89,7 +89,7 @@ def rasterize(mesh, cameras: Cameras, res: int, cull_backfaces: bool = True) -> 
     """Rasterize one mesh in B views.
 
     Args:
-        mesh: anything with ``vertices`` (N, 3) float and ``faces`` (F, 3) int64 tensors (utils.mesh.Mesh); the
+        mesh: anything with ``vertices`` (N, 3) float and ``faces`` (F, 3) int64 tensors (utils.geometry.mesh.Mesh); the
             computation runs on the device of ``mesh.vertices``.
         cameras: B views (moved to the mesh's device).
         res: image width = height in pixels.
@@ -190,7 +190,7 @@ def _setup_faces(
     x, y, z = (camera_space[..., k].reshape(-1) for k in range(3))  # (B·N,)
     depth = -z
     scale = cameras.focal() * res / 2 / depth.clamp_min(Z_NEAR)
-    column = x * scale + (res / 2 - 0.5)  # continuous pixel coordinates, see utils.camera.ndc_to_pixel
+    column = x * scale + (res / 2 - 0.5)  # continuous pixel coordinates, see utils.geometry.camera.ndc_to_pixel
     row = (res / 2 - 0.5) - y * scale
 
     if normals is not None:
@@ -384,7 +384,7 @@ def visible_vertices(
     the pixel centre need not touch the vertex). Vertices with no faces are never visible.
 
     Args:
-        fragments: (B, res, res) fragments of ``mesh`` (a utils.mesh.Mesh) in ``cameras``.
+        fragments: (B, res, res) fragments of ``mesh`` (a utils.geometry.mesh.Mesh) in ``cameras``.
     """
     vertices = mesh.vertices.float()
     faces = mesh.faces.to(vertices.device)

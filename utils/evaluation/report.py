@@ -18,10 +18,10 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from utils.click_simulation import NOC_CAP, number_of_clicks
-from utils.decoder_training import DecoderSettings
-from utils.evaluation import IOU_AT, NOC_THRESHOLDS, ious_per_click
-from utils.evaluation_pipeline import PROFILES
+from models.build_decoder import DecoderSettings
+from utils.evaluation.click_simulation import NOC_CAP, number_of_clicks
+from utils.evaluation.protocol import IOU_AT, NOC_THRESHOLDS, ious_per_click
+from utils.pipeline.budgets import ALIASES, BUDGETS
 
 METHOD_NAMES = {"iseg": "iSeg", "random_walk": "random walk (Lai et al. 2008)"}
 
@@ -66,7 +66,7 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
         lines += [f"**Teacher: SAM ({settings.get('SAM')})**.", ""]
     options = [f"`--{name} 1`" for name in ("negative_outside", "positive_inside") if settings.get(name)]
     options += ["`--same_part_negative ignore`"] if settings.get("same_part_negative") == "ignore" else []
-    profile = PROFILES.get(settings["profile"])
+    profile = BUDGETS.get(ALIASES.get(settings["profile"], settings["profile"]))
     for name in ("decoder_samples", "decoder_pixels"):
         value = settings.get(name)
         if profile is not None and value is not None and value != getattr(profile, name):
@@ -103,7 +103,7 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
 
 
 def _decoder_flags(budget: Dict) -> List[str]:
-    """decoder.py flags, other than the original's defaults, that a resolved profile (``asdict(Profile)``) trains with."""
+    """decoder.py flags, other than the original's defaults, that a resolved budget (``asdict(Budget)``) trains with."""
     flags = [f"--lr_schedule {budget['decoder_lr_schedule']}"] if budget.get("decoder_lr_schedule",
                                                                              "constant") != "constant" else []
     flags += DecoderSettings(**(budget.get("decoder_settings") or {})).changed_flags()

@@ -27,23 +27,23 @@ import math
 import os
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from tqdm import tqdm
 
+from models.build_decoder import DecoderSettings, load_decoder
 from models.decoder_head import DecoderHead
 from models.interactive_attention import InteractiveAttention
-from utils.camera import Cameras
-from utils.clicks import keyed_generator
+from utils.decoder.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE, Samples
 from utils.errors import InputError
+from utils.geometry.camera import Cameras
+from utils.geometry.mesh import Mesh
+from utils.geometry.raster import PixelWeights, rasterize
 from utils.io import load_torch, save_torch
-from utils.mesh import Mesh
-from utils.raster import PixelWeights, rasterize
-from utils.runtime import seed_everything
-from utils.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE, Samples
+from utils.runtime import keyed_generator, seed_everything
 
 TWO_CLICK_CAP = 5  # second-click samples of each kind: at most this many times the single-click ones
 LR_SCHEDULES = ("constant", "cosine")
@@ -52,67 +52,17 @@ HEAD_CHUNK_ROWS = 16384  # head rows per gradient-checkpointed chunk in big batc
 
 
 @dataclass(frozen=True)
-class DecoderSettings:
-    """The decoder's architecture flags (decoder.py / interactive.py)."""
+class TrainingSettings:
+    """decoder.py's training flags: ``--learning_rate``, ``--num_epochs``, ``--batch_size``, ``--save_interval``,
+    ``--seed``, ``--loss_pixels`` (see the module docstring), ``--lr_schedule`` (:func:`learning_rate_factor`)."""
 
-    depth: int = 14
-    use_attention_q: bool = True
-    use_attention_k: bool = True
-    use_attention_v: bool = True
-    residual_attention: bool = False
-    scale_attention: bool = True
-
-    #: decoder.py's flag of each field (the original's names, its typo included)
-    FLAGS = {"depth": "depth", "use_attention_q": "use_attention_q", "use_attention_k": "use_attention_k",
-             "use_attention_v": "use_attention_v", "residual_attention": "redsidual_attention",
-             "scale_attention": "scale_attention"}
-
-    @classmethod
-    def from_flags(cls, values: Dict[str, object]) -> "DecoderSettings":
-        """Settings from decoder.py's flag values (e.g. ``vars(args)``), keyed by flag name."""
-        return cls(**{field: type(getattr(cls, field))(values[flag]) for field, flag in cls.FLAGS.items()})
-
-    def changed_flags(self) -> List[str]:
-        """decoder.py flags (``--name value``) that differ from the original's defaults, in the fields' order."""
-        default = DecoderSettings()
-        return [f"--{flag} {int(getattr(self, field))}" for field, flag in self.FLAGS.items()
-                if getattr(self, field) != getattr(default, field)]
-
-    def build(self) -> Tuple[InteractiveAttention, DecoderHead]:
-        attention = InteractiveAttention(256, self.use_attention_q, self.use_attention_k, self.use_attention_v,
-                                         self.residual_attention, self.scale_attention)
-        return attention, DecoderHead(self.depth)
-
-
-def load_features(path: str, mesh: Mesh) -> torch.Tensor:
-    """``pred_f.pth`` → (N, 256) float32 CPU tensor without grad (a CUDA tensor with requires_grad, as the original
-    saved it, loads too); rows ≠ the mesh's vertices is an InputError."""
-    features = load_torch(path, "per-vertex features (pred_f.pth)")
-    if not isinstance(features, torch.Tensor) or features.dim() != 2:
-        raise InputError(f"{path} does not hold an (N, C) tensor of per-vertex features")
-    if features.shape[0] != mesh.num_vertices:
-        raise InputError(f"features {path} have {features.shape[0]} rows but the mesh {mesh.path} has "
-                         f"{mesh.num_vertices} vertices")
-    if features.shape[1] != 256:
-        raise InputError(f"features {path} have {features.shape[1]} channels, the decoder needs 256")
-    return features.detach().float().cpu().contiguous()
-
-
-def load_decoder(path: str, settings: DecoderSettings, device: torch.device = torch.device("cpu")
-                 ) -> Tuple[InteractiveAttention, DecoderHead]:
-    """Modules from a checkpoint of ours or of the original release (a ``module.`` prefix from DataParallel is
-    removed); a missing file or one of the wrong shape is an InputError."""
-    checkpoint = load_torch(path, "decoder checkpoint")
-    attention, head = settings.build()
-    try:
-        for module, key in ((attention, "attention_state_dict"), (head, "model_state_dict")):
-            state = {name.removeprefix("module."): value for name, value in checkpoint[key].items()}
-            module.load_state_dict(state)
-    except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
-        lines = str(exc).strip().splitlines()
-        detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
-        raise InputError(f"decoder checkpoint {path} does not fit --depth {settings.depth}: {detail}") from None
-    return attention.to(device), head.to(device)
+    learning_rate: float = 1e-4
+    num_epochs: int = 5
+    batch_size: int = 16
+    save_interval: int = 100
+    seed: int = 0
+    loss_pixels: int = 0
+    lr_schedule: str = "constant"
 
 
 def compose_training_set(samples: Samples, use_positive: bool, use_negative: bool, data_percentage: float,
@@ -288,12 +238,18 @@ def checkpoint_paths(save_dir: str, model_name: str, epoch: Optional[int] = None
 
 
 def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices: torch.Tensor, save_dir: str,
-                  model_name: str, settings: DecoderSettings, learning_rate: float, num_epochs: int,
-                  batch_size: int, save_interval: int, seed: int, radius: float, continue_train: bool,
-                  device: torch.device = torch.device("cpu"), progress: bool = True, loss_pixels: int = 0,
-                  lr_schedule: str = "constant") -> List[float]:
-    """Train (or continue training) the decoder; returns the per-batch losses of the whole run (``loss_pixels``: see
-    the module docstring; ``lr_schedule``: :func:`learning_rate_factor`)."""
+                  model_name: str, settings: DecoderSettings, training: TrainingSettings, radius: float,
+                  continue_train: bool, device: torch.device = torch.device("cpu"), progress: bool = True
+                  ) -> List[float]:
+    """Train (or continue training) the decoder on ``samples[indices]``; returns the per-batch losses of the whole run.
+
+    Args:
+        features: (N, 256) per-vertex features; radius: the samples' camera distance.
+        continue_train: continue from ``save_dir/model_name`` (its settings must match).
+    """
+    learning_rate, num_epochs, batch_size = training.learning_rate, training.num_epochs, training.batch_size
+    save_interval, seed, loss_pixels, lr_schedule = (training.save_interval, training.seed, training.loss_pixels,
+                                                     training.lr_schedule)
     seed_everything(seed)
     attention, head = settings.build()
     attention, head = attention.to(device), head.to(device)

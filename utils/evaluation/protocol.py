@@ -1,11 +1,15 @@
-"""Click-based evaluation of a segmenter on one labelled mesh (DESIGN "Quality, measured"; evaluate.py).
+"""Click-based evaluation of a segmenter on one labelled mesh (evaluate.py): the next click goes to the vertex of the
+largest error region farthest (along the surface) from its border, positive in a missed region, negative in a false
+one; IoU after k clicks and the number of clicks to reach 80/85/90 % (at most 20), area-weighted per face.
+
 
 * :func:`segment_targets` — the ground-truth segments worth clicking: those covering ≥ ``MIN_TARGET_AREA`` of the
   surface.
 * :func:`simulate_clicks` — up to ``NOC_CAP`` simulated clicks on one target with any segmenter (a function from
-  the clicks so far to a per-face prediction); see utils/click_simulation.py for where clicks go.
+  the clicks so far to a per-face prediction); see utils/evaluation/click_simulation.py for where clicks go.
 * Segmenters: :class:`IsegSegmenter` (the trained decoder; a face is in when the mean of its vertices'
-  probabilities is > 0.5) and :class:`RandomWalkSegmenter` (Lai et al. 2008 with the same clicks).
+  probabilities is > 0.5) and the baselines of
+  utils/evaluation/baselines.py.
 * :func:`human_ceiling` — how well other annotators' segments match a target: what people themselves agree on.
 """
 from __future__ import annotations
@@ -17,8 +21,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import torch
 
-from utils.click_simulation import NOC_CAP, MeshGeometry, area_iou, face_prediction, first_click, next_click
-from utils.mesh_graph import dihedral_weights, geodesic_distances, random_walk_segmentation
+from utils.evaluation.click_simulation import NOC_CAP, MeshGeometry, area_iou, face_prediction, first_click, next_click
 
 MIN_TARGET_AREA = 0.02  # targets: segments covering at least this share of the surface area
 IOU_AT = (1, 2, 3, 5, 10)  # clicks at which mean IoU is reported
@@ -55,7 +58,7 @@ def simulate_clicks(segmenter: Segmenter, target: np.ndarray, geometry: MeshGeom
     """Click on ``target`` ((F,) bool) until ``cap`` clicks were made or no error region can be clicked.
 
     The first click is the target's vertex farthest from its border; each next one goes to the largest error region
-    of the last prediction, on an inner vertex not clicked before (utils/click_simulation.py). Fewer than ``cap``
+    of the last prediction, on an inner vertex not clicked before (utils/evaluation/click_simulation.py). Fewer than ``cap``
     clicks come back when the prediction was exact or its errors were only strips along the target's border that no
     vertex click can single out (:func:`ious_per_click` carries the last IoU forward).
     """
@@ -102,38 +105,6 @@ class IsegSegmenter:
     def __call__(self, vertices: Sequence[int], positive: Sequence[bool]) -> np.ndarray:
         probability = self.predictor.predict(torch.as_tensor(list(vertices)), torch.as_tensor(list(positive)))
         return face_prediction(probability.cpu().numpy(), self.faces)
-
-
-class RandomWalkSegmenter:
-    """Random-walk segmentation (Lai et al. 2008) from the same clicks.
-
-    Seeds are faces: a clicked vertex seeds every face around it (positive clicks foreground, negative ones
-    background). While there is no negative click, the vertex geodesically farthest from the positive clicks seeds
-    the background: a random walk needs both kinds of seeds, and that vertex is the least likely to be meant.
-    A face is in when its probability of reaching a foreground seed first is > 0.5.
-    """
-
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, geometry: MeshGeometry) -> None:
-        self.weights = dihedral_weights(vertices, faces)
-        self.geometry = geometry
-
-    def faces_of(self, vertices: Sequence[int]) -> np.ndarray:
-        """The faces around some vertices (sorted face ids)."""
-        if len(vertices) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return np.unique(self.geometry.vertex_faces[np.asarray(vertices)].indices)
-
-    def background_seed(self, positive_vertices: Sequence[int]) -> int:
-        """The vertex farthest along edges from the positive clicks (one they cannot reach, if there is one)."""
-        return int(np.argmax(geodesic_distances(self.geometry.graph, list(positive_vertices))))
-
-    def __call__(self, vertices: Sequence[int], positive: Sequence[bool]) -> np.ndarray:
-        foreground = [v for v, p in zip(vertices, positive) if p]
-        background = [v for v, p in zip(vertices, positive) if not p]
-        if not background:
-            background = [self.background_seed(foreground)]
-        probability = random_walk_segmentation(self.weights, self.faces_of(foreground), self.faces_of(background))
-        return probability > 0.5
 
 
 def human_ceiling(target: np.ndarray, other_annotations: Sequence[np.ndarray], areas: np.ndarray) -> float:

@@ -12,19 +12,18 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
 import trimesh
 
-from utils.camera import TEST_GRID_AZIMUTHS_DEG, TEST_GRID_ELEVATIONS_DEG, grid_views
+from utils.geometry.camera import TEST_GRID_AZIMUTHS_DEG, TEST_GRID_ELEVATIONS_DEG, grid_views
+from utils.geometry.mesh import Mesh
+from utils.geometry.raster import vertex_pixels, visible_vertices
+from utils.geometry.render import probability_overlay, render
 from utils.io import save_numpy, save_ply
-from utils.mesh import Mesh
-from utils.raster import interpolate, rasterize, vertex_pixels, visible_vertices
-from utils.render import render_lit_grey
 
-OVERLAY_COLOUR = np.array([30, 144, 255]) / 255
 POSITIVE_COLOUR = (0, 255, 0)
 NEGATIVE_COLOUR = (255, 0, 0)
 
@@ -90,14 +89,18 @@ def save_render_grid(mesh: Mesh, probability: torch.Tensor, vertices: torch.Tens
     from utils.plots import save_image_grid
 
     cameras = grid_views().to(mesh.vertices.device)
-    fragments = rasterize(mesh, cameras, res)
-    grey = render_lit_grey(mesh, cameras, fragments).float().cpu().numpy() / 255  # (30, H, W, 3)
-    overlay = interpolate(fragments, mesh.faces, probability.to(mesh.vertices.device).float().unsqueeze(1))
-    alpha = 0.6 * overlay[..., 0].clamp(0, 1).cpu().numpy()[..., None]
-    images = (1 - alpha) * grey + alpha * OVERLAY_COLOUR
-    pixels, _ = vertex_pixels(mesh.vertices[vertices.to(mesh.vertices.device)], cameras, res)
-    seen = visible_vertices(fragments, mesh, cameras)[:, vertices.to(mesh.vertices.device)].cpu()
-    markers = [[(int(pixels[view, c, 1]), int(pixels[view, c, 0]), bool(positive[c]))
-                for c in range(len(vertices)) if seen[view, c]] for view in range(len(cameras))]
+    grey, fragments = render(mesh, cameras, res)
+    images = probability_overlay(grey, fragments, mesh.faces, probability)  # (30, H, W, 3)
+    markers = click_markers(fragments, mesh, cameras, vertices, positive)
     titles = [f"elev {e:g}°, azim {a:g}°" for e in TEST_GRID_ELEVATIONS_DEG for a in TEST_GRID_AZIMUTHS_DEG]
     save_image_grid(images, markers, titles, path, columns=len(TEST_GRID_AZIMUTHS_DEG))
+
+
+def click_markers(fragments, mesh: Mesh, cameras, vertices: torch.Tensor, positive: torch.Tensor
+                  ) -> List[List[Tuple[int, int, bool]]]:
+    """Per view, (x, y, positive) of each click whose vertex the view shows (for utils.plots.save_image_grid)."""
+    vertices = vertices.to(mesh.vertices.device)
+    pixels, _ = vertex_pixels(mesh.vertices[vertices], cameras, fragments.res)
+    seen = visible_vertices(fragments, mesh, cameras)[:, vertices].cpu()
+    return [[(int(pixels[view, c, 1]), int(pixels[view, c, 0]), bool(positive[c]))
+             for c in range(len(vertices)) if seen[view, c]] for view in range(len(cameras))]

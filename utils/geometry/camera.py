@@ -6,10 +6,10 @@ of 60°, square images, +Y up, looking at the origin. The camera of view (e, a) 
     (r·cos e·cos a,  r·sin e,  r·cos e·sin a)
 
 so azimuth 0 is on +X and elevation π/2 is above (+Y). Camera space follows OpenGL: x right, y up, the camera
-looks along −z; depth = −z_camera > 0 in front of the camera. With the unit-ball normalisation of utils/mesh.py
+looks along −z; depth = −z_camera > 0 in front of the camera. With the unit-ball normalisation of utils/geometry/mesh.py
 and r = 2 the bounding sphere exactly fills the frustum.
 
-Pixel convention shared by the whole project (see utils/raster.py): the image has ``res`` × ``res`` pixels, row 0
+Pixel convention shared by the whole project (see utils/geometry/raster.py): the image has ``res`` × ``res`` pixels, row 0
 at the top; the centre of pixel (row i, column j) is at NDC x = (2j + 1)/res − 1, y = 1 − (2i + 1)/res.
 """
 from __future__ import annotations

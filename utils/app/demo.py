@@ -1,11 +1,11 @@
 """The hammer demo: where its files are, its click cases, slim checkpoints, checking downloaded assets, the summary
 picture. Used by run_demo.sh, download_demo_data.sh and demo/make_demo.py:
 
-    python -m utils.demo cases               # the demo's click sets, one per line (for run_demo.sh)
-    python -m utils.demo summary             # demo/hammer/decoder/quickstart.png from the three cases' outputs
-    python -m utils.demo check [DIR]         # the installed demo (or DIR/{hammer.obj,pred_f.pth,
+    python -m utils.app.demo cases               # the demo's click sets, one per line (for run_demo.sh)
+    python -m utils.app.demo summary             # demo/hammer/decoder/quickstart.png from the three cases' outputs
+    python -m utils.app.demo check [DIR]         # the installed demo (or DIR/{hammer.obj,pred_f.pth,
                                              #   decoder_checkpoint.pth}) loads and agrees
-    python -m utils.demo slim SRC DST        # a decoder checkpoint without its optimiser state
+    python -m utils.app.demo slim SRC DST        # a decoder checkpoint without its optimiser state
 """
 from __future__ import annotations
 
@@ -18,15 +18,14 @@ import torch
 
 from utils.errors import InputError, run_cli
 from utils.io import load_json, load_torch, save_torch
+from utils.paths import DECODER_CHECKPOINT_FILE, FEATURES_FILE, repo_path
 
-MESH = os.path.join("meshes", "hammer.obj")
-LABELS = os.path.join("meshes", "hammer_labels.npy")
-FEATURES = os.path.join("demo", "hammer", "encoder", "pred_f.pth")
-DECODER_DIR = os.path.join("demo", "hammer", "decoder")
-CHECKPOINT = os.path.join(DECODER_DIR, "decoder_checkpoint.pth")
-CLICKS = os.path.join("demo", "hammer", "clicks.json")
-#: the original README's clicks on the authors' hammer
-AUTHORS_CASES = [["5141"], ["5141", "61"], ["5141", "-10795"]]
+MESH = repo_path("meshes", "hammer.obj")
+LABELS = repo_path("meshes", "hammer_labels.npy")
+FEATURES = repo_path("demo", "hammer", "encoder", FEATURES_FILE)
+DECODER_DIR = repo_path("demo", "hammer", "decoder")
+CHECKPOINT = os.path.join(DECODER_DIR, DECODER_CHECKPOINT_FILE)
+CLICKS = repo_path("demo", "hammer", "clicks.json")
 
 
 def demo_cases(path: str = CLICKS) -> List[List[str]]:
@@ -46,8 +45,9 @@ def slim_checkpoint(source: str, destination: str) -> None:
 
 def check_assets(mesh_path: str = MESH, features_path: str = FEATURES, checkpoint_path: str = CHECKPOINT) -> str:
     """Check that a demo's mesh, features and decoder checkpoint load and fit together; returns a summary."""
-    from utils.decoder_training import DecoderSettings, load_decoder, load_features
-    from utils.mesh import load_mesh
+    from models.build_decoder import DecoderSettings, load_decoder
+    from models.build_feature_field import load_features
+    from utils.geometry.mesh_files import load_mesh
 
     mesh = load_mesh(mesh_path)
     features = load_features(features_path, mesh)
@@ -58,7 +58,7 @@ def check_assets(mesh_path: str = MESH, features_path: str = FEATURES, checkpoin
 def choose_demo_cases(mesh_path: str = MESH, labels_path: str = LABELS) -> List[List[str]]:
     """Click cases for the bundled hammer: one positive click on the head; on the head and the striking face; on the
     head with a negative click on the claw. Each click is the vertex of its part nearest to a hand-picked point."""
-    from utils.mesh import load_face_labels, load_mesh
+    from utils.geometry.mesh_files import load_face_labels, load_mesh
 
     mesh = load_mesh(mesh_path)
     labels = torch.from_numpy(load_face_labels(labels_path, mesh.num_faces))
@@ -76,30 +76,24 @@ def choose_demo_cases(mesh_path: str = MESH, labels_path: str = LABELS) -> List[
 
 def save_summary(path: str = os.path.join(DECODER_DIR, "quickstart.png"), size: int = 200) -> str:
     """The picture of the README: each demo case's segmentation (blue) from two views, clicks marked."""
-    from utils.camera import Cameras
-    from utils.clicks import click_suffix, parse_clicks
-    from utils.mesh import load_mesh
+    from utils.decoder.clicks import click_suffix, parse_clicks
+    from utils.decoder.outputs import click_markers
+    from utils.geometry.camera import Cameras
+    from utils.geometry.mesh_files import load_mesh
+    from utils.geometry.render import probability_overlay, render
     from utils.plots import save_image_grid
-    from utils.raster import interpolate, rasterize, vertex_pixels, visible_vertices
-    from utils.render import render_lit_grey
 
     mesh = load_mesh(MESH)
     cameras = Cameras.from_degrees([20, 20], [60, 240])
-    fragments = rasterize(mesh, cameras, size)
-    grey = render_lit_grey(mesh, cameras, fragments).float().numpy() / 255
+    grey, fragments = render(mesh, cameras, size)
     images, markers, titles = [], [], []
     for case in demo_cases():
         vertices, positive = parse_clicks(case, mesh.num_vertices)
         suffix = click_suffix(tuple(vertices.tolist()), tuple(1 if p else -1 for p in positive.tolist()))
         probability = torch.from_numpy(np.load(os.path.join(DECODER_DIR, f"vertex_probability_{suffix}.npy")))
-        alpha = 0.6 * interpolate(fragments, mesh.faces, probability.float().unsqueeze(1))[..., 0].numpy()[..., None]
-        pixels, _ = vertex_pixels(mesh.vertices[vertices], cameras, size)
-        seen = visible_vertices(fragments, mesh, cameras)[:, vertices]
-        for view in range(len(cameras)):
-            images.append((1 - alpha[view]) * grey[view] + alpha[view] * np.array([30, 144, 255]) / 255)
-            markers.append([(int(pixels[view, c, 1]), int(pixels[view, c, 0]), bool(positive[c]))
-                            for c in range(len(vertices)) if seen[view, c]])
-            titles.append(" ".join(case))
+        images += list(probability_overlay(grey, fragments, mesh.faces, probability))
+        markers += click_markers(fragments, mesh, cameras, vertices, positive)
+        titles += [" ".join(case)] * len(cameras)
     save_image_grid(images, markers, titles, path, columns=len(cameras), cell_inches=2.2)
     return path
 
@@ -112,8 +106,8 @@ def main() -> None:
         print(f"wrote {save_summary()}")
     elif command == "check" and len(arguments) <= 1:
         folder = arguments[0] if arguments else None
-        print(check_assets(*(os.path.join(folder, name) for name in ("hammer.obj", "pred_f.pth",
-                                                                       "decoder_checkpoint.pth"))) if folder
+        print(check_assets(*(os.path.join(folder, name) for name in ("hammer.obj", FEATURES_FILE,
+                                                                       DECODER_CHECKPOINT_FILE))) if folder
               else check_assets())
     elif command == "slim" and len(arguments) == 2:
         slim_checkpoint(*arguments)
@@ -122,7 +116,7 @@ def main() -> None:
 
         save_json({"source": arguments[0], "cases": [case.split() for case in arguments[1:]]}, CLICKS)
     else:
-        raise InputError("usage: python -m utils.demo cases | summary | check DIR | slim SRC DST | "
+        raise InputError("usage: python -m utils.app.demo cases | summary | check DIR | slim SRC DST | "
                          "write-clicks SOURCE 'CASE' 'CASE' ...")
 
 

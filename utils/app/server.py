@@ -20,10 +20,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, Optional, Tuple
 
+from utils.app.session import InteractiveSession, RequestError
 from utils.errors import InputError
-from utils.interactive_session import InteractiveSession, RequestError
+from utils.paths import repo_path
 
-WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
+WEB_DIR = repo_path("web")
 THREE_DIR = os.path.join(WEB_DIR, "node_modules", "three")
 PAGE_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
 MAX_BODY = 1 << 20  # bytes of a request body

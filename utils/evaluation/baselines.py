@@ -1,0 +1,41 @@
+"""Baselines evaluate.py gives the same clicks as iSeg: geometric segmenters that need no training."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from utils.evaluation.click_simulation import MeshGeometry
+from utils.geometry.mesh_graph import dihedral_weights, geodesic_distances, random_walk_segmentation
+
+
+class RandomWalkSegmenter:
+    """Random-walk segmentation (Lai et al. 2008) from the same clicks.
+
+    Seeds are faces: a clicked vertex seeds every face around it (positive clicks foreground, negative ones
+    background). While there is no negative click, the vertex geodesically farthest from the positive clicks seeds
+    the background: a random walk needs both kinds of seeds, and that vertex is the least likely to be meant.
+    A face is in when its probability of reaching a foreground seed first is > 0.5.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, geometry: MeshGeometry) -> None:
+        self.weights = dihedral_weights(vertices, faces)
+        self.geometry = geometry
+
+    def faces_of(self, vertices: Sequence[int]) -> np.ndarray:
+        """The faces around some vertices (sorted face ids)."""
+        if len(vertices) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(self.geometry.vertex_faces[np.asarray(vertices)].indices)
+
+    def background_seed(self, positive_vertices: Sequence[int]) -> int:
+        """The vertex farthest along edges from the positive clicks (one they cannot reach, if there is one)."""
+        return int(np.argmax(geodesic_distances(self.geometry.graph, list(positive_vertices))))
+
+    def __call__(self, vertices: Sequence[int], positive: Sequence[bool]) -> np.ndarray:
+        foreground = [v for v, p in zip(vertices, positive) if p]
+        background = [v for v, p in zip(vertices, positive) if not p]
+        if not background:
+            background = [self.background_seed(foreground)]
+        probability = random_walk_segmentation(self.weights, self.faces_of(foreground), self.faces_of(background))
+        return probability > 0.5
