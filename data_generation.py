@@ -3,13 +3,20 @@
     python data_generation.py --single_click 1 --second_positive 1 --second_negative 1
 
 Single-click samples, and optionally second-positive and second-negative ones, go to
-``<decoder_data_dir>/samples/`` (format in utils/decoder/samples.py). Each view's teacher image encoding is computed once
-and shared by all clicks in it (``--view_pool``, default 1000 views); ``--view_pool 0`` renders and encodes a view
+``<decoder_data_dir>/samples/`` (format in utils/decoder/samples.py). Each view's teacher image encoding is computed
+once and shared by all clicks in it (``--view_pool``, default 1000 views); ``--view_pool 0`` renders and encodes a view
 per click, as the original. See utils/decoder/generation.py.
 """
 import argparse
 
-from utils.cli import add_device_argument, add_other_side_click_arguments, add_teacher_arguments, int_flag, require
+from utils.cli import (
+    add_device_argument,
+    add_other_side_click_arguments,
+    add_switch,
+    add_teacher_arguments,
+    int_flag,
+    require,
+)
 from utils.errors import run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
@@ -24,18 +31,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--second_positive", type=int_flag, default=0, help="1: make second-positive samples")
     parser.add_argument("--second_negative", type=int_flag, default=0, help="1: make second-negative samples")
     parser.add_argument("--overwrite", type=int_flag, default=0, help="1: delete existing samples and start again")
-    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"), help="mesh (.obj/.off/.ply/.stl/.glb)")
+    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"),
+                        help="mesh (.obj/.off/.ply/.stl/.glb)")
     parser.add_argument("--name", default="hammer", help="cosmetic, as in the original")
-    parser.add_argument("--decoder_data_dir", default=RepoDefault("./data/hammer/decoder_data"), help="where samples go")
+    parser.add_argument("--decoder_data_dir", default=RepoDefault("./data/hammer/decoder_data"),
+                        help="where samples go")
     parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0],
                         help="RGB background of the views shown to the teacher (0-1)")
     parser.add_argument("--n_views", type=int, default=100, help="views per first-click vertex")
     parser.add_argument("--frontview_std", type=float, default=4.0, help="accepted; no effect (as in the original)")
     parser.add_argument("--frontview_center", type=float, nargs=2, default=[0.0, 0.0],
                         help="accepted; no effect (as in the original)")
-    parser.add_argument("--show", action="store_true",
-                        help="write preview.png: some samples with their masks and clicks (the original showed "
-                             "matplotlib windows)")
+    add_switch(parser, "--show", 0, "1: write preview.png, some samples with their masks and clicks (the original "
+                                     "showed matplotlib windows)")
     parser.add_argument("--render_res", type=int, default=224, help="size of the views and masks")
     parser.add_argument("--view_pool", type=int, default=1000,
                         help="views drawn once and shared by all clicks (each encoded once); 0 = a view per click")

@@ -62,7 +62,8 @@ def test(args, mesh, features, device) -> None:
     from utils.decoder.outputs import write_test_outputs
 
     vertices, positive = parse_clicks(args.select_vertices, mesh.num_vertices)
-    predictor = load_predictor(os.path.join(args.save_dir, args.model_name), features, decoder_settings_from_args(args), device)
+    settings = decoder_settings_from_args(args)
+    predictor = load_predictor(os.path.join(args.save_dir, args.model_name), features, settings, device)
     start = time.perf_counter()
     probability = predictor.predict(vertices, positive)
     if device.type == "cuda":

@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from utils.cli import add_device_argument, add_teacher_arguments, int_flag, require
+from utils.cli import add_device_argument, add_switch, add_teacher_arguments, int_flag, require
 from utils.errors import InputError, run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
@@ -19,10 +19,12 @@ from utils.paths import RepoDefault, resolve_repo_defaults
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="seeds views, the network and training (default 0)")
-    parser.add_argument("--encoder_data_dir", default=RepoDefault("./data/hammer/encoder_data"), help="stage-1 views/embeddings")
+    parser.add_argument("--encoder_data_dir", default=RepoDefault("./data/hammer/encoder_data"),
+                        help="stage-1 views/embeddings")
     parser.add_argument("--encoder_model_dir", default=RepoDefault("./experiments/hammer/encoder"),
                         help="checkpoint, pred_f.pth and test outputs")
-    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"), help="mesh (.obj/.off/.ply/.stl/.glb)")
+    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"),
+                        help="mesh (.obj/.off/.ply/.stl/.glb)")
     parser.add_argument("--name", default="hammer", help="used in the test's output file names")
     parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0],
                         help="RGB background of the views shown to the teacher (0-1)")
@@ -45,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=4, help="hidden 256→256 blocks of the feature field")
     parser.add_argument("--width", type=int, default=256, help="hidden width and Fourier mapping size")
     parser.add_argument("--n_classes", type=int, default=256, help="feature channels (= the teacher's, 256)")
-    parser.add_argument("--positional_encoding", type=int_flag, default=1, help="1: Gaussian Fourier features")
+    add_switch(parser, "--positional_encoding", 1, "1: Gaussian Fourier features")
     parser.add_argument("--sigma", type=float, default=5.0, help="Fourier feature scale")
     parser.add_argument("--radius", type=float, default=2.0, help="camera distance from the mesh centre")
     parser.add_argument("--network_verbose", type=int_flag, default=1, help="1: print the network")

@@ -36,7 +36,8 @@ SKIPPED = {"timings.json"}
 
 def run(command, cwd):
     print("+", " ".join(command), flush=True)
-    done = subprocess.run([sys.executable, os.path.join(ROOT, command[0]), *command[1:]], cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, os.path.join(ROOT, command[0]), *command[1:]], cwd=cwd,
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stdout[-2000:]}\n"
                          f"{done.stderr[-2000:]}")
@@ -137,7 +138,8 @@ def snapshot(work: str) -> dict:
         for name in sorted(names):
             path = os.path.join(folder, name)
             relative = os.path.relpath(path, work)
-            if name in SKIPPED or relative.startswith("psb/") or name == "decoder_checkpoint.pth" and "demo" in relative:
+            copied_input = name == "decoder_checkpoint.pth" and "demo" in relative
+            if name in SKIPPED or relative.startswith("psb/") or copied_input:
                 continue
             prints[relative] = fingerprint(path, work)
     return dict(sorted(prints.items()))
@@ -162,7 +164,8 @@ def main() -> None:
             before = json.load(handle)
         differ = sorted(k for k in set(before) | set(prints) if before.get(k) != prints.get(k))
         for key in differ:
-            print(f"differs: {key} ({'missing now' if key not in prints else 'new' if key not in before else 'changed'})")
+            state = "missing now" if key not in prints else "new" if key not in before else "changed"
+            print(f"differs: {key} ({state})")
         print(f"{len(prints) - len([k for k in differ if k in prints])} of {len(prints)} identical, "
               f"{len(differ)} differ")
         sys.exit(1 if differ else 0)

@@ -3,8 +3,8 @@
     python meshes/make_hammer.py [--out_dir meshes]
 
 A claw hammer in centimetres — handle (label 0), head (1), striking face (2), claw (3) — as one connected watertight
-surface of about 4,800 vertices (utils/geometry/shapes.py: a signed distance field meshed by marching cubes). Deterministic:
-the same files on every run.
+surface of about 4,800 vertices (utils/geometry/shapes.py: a signed distance field meshed by marching cubes).
+Deterministic: the same files on every run.
 """
 import argparse
 import os

@@ -1,4 +1,4 @@
-"""The decoder head (reference §9.2): [features, attention output] → probability of being in the segment.
+"""The decoder head, as the original's: [features, attention output] → probability of being in the segment.
 
 Linear 512→512, ReLU, LayerNorm(512), Linear 512→256, ReLU, LayerNorm(256), (depth − 1) × [Linear 256→256, ReLU,
 LayerNorm(256)], Linear 256→2, softmax; channel 1 = "in segment". One module list ``mlp`` in the original's order
@@ -26,11 +26,5 @@ class DecoderHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.mlp:
-            x = layer(x)
-        return x
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The two pre-softmax outputs (…, 2)."""
-        for layer in self.mlp[:-1]:
             x = layer(x)
         return x

@@ -1,4 +1,4 @@
-"""The Mesh Feature Field (reference §7.1): normalised vertex positions → 256-d features distilled from a 2D teacher.
+"""The Mesh Feature Field, as the original's: normalised vertex positions → 256-d features distilled from a 2D teacher.
 
 Module list, in the original's order (so its ``encoder_checkpoint.pth`` loads): Fourier features, Linear 515→256,
 ReLU, LayerNorm(256), depth × [Linear 256→256, ReLU, LayerNorm(256)], Linear 256→n_classes, Tanh. The one change:

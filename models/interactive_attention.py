@@ -1,4 +1,4 @@
-"""Interactive attention (reference §9.1): every vertex attends to the clicks.
+"""Interactive attention, as the original's: every vertex attends to the clicks.
 
 Queries come from all vertices, keys and values from the clicked vertices' features through separate maps for
 positive and negative clicks; softmax over the clicks of (Q Kᵀ / √256). Single head, one layer, no positional terms:

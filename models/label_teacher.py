@@ -11,9 +11,9 @@ a code per part.
   there" rather than "nothing". Clicks on the background select nothing. The three "multimask" outputs are the same
   mask, scored 1 (0 if empty); a ``mask_input`` is ignored (so refinement chains stop after one step: further steps
   would give the same answer).
-* Embedding: every label has a fixed random unit code in R^256 (seeded by the label value, so the same label gets the
-  same code in every run and mesh); the codes are painted per pixel (background has its own code) and averaged over
-  the 64×64 grid of cells SAM's encoder would see for the same image (a cell = res/64 pixels of the view).
+* Embedding: every label has a fixed random code in R^256 of norm CODE_NORM (seeded by the label value, so the same
+  label gets the same code in every run and mesh); the codes are painted per pixel (background has its own code) and
+  averaged over the 64×64 grid of cells SAM's encoder would see for the same image (a cell = res/64 pixels of the view).
 """
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ CODE_NORM = 8.0  # entries of about ±0.5: the size of SAM embedding values, wit
 
 
 def label_code(label: int, channels: int = EMBEDDING_CHANNELS) -> torch.Tensor:
-    """(channels,) float32 unit vector of a label (``BACKGROUND`` = −1 for the background), fixed by its value."""
+    """(channels,) float32 random code of norm CODE_NORM of a label (``BACKGROUND`` = −1 for the background), fixed
+    by its value."""
     generator = torch.Generator().manual_seed(CODE_SEED + 2 * int(label) + 3)
     code = torch.randn(channels, generator=generator, dtype=torch.float64)
     return (CODE_NORM * code / code.norm()).float()

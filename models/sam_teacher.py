@@ -1,9 +1,9 @@
 """SAM as the teacher, on Meta's ``segment-anything`` package from PyPI (not a vendored copy).
 
-``--SAM vit_h|vit_l|vit_b`` loads the official checkpoint from the repository's ``SAM_repo/model_checkpoints/`` under its original
-file name, or from ``--sam_checkpoint PATH``; ``--SAM tiny`` builds the same modules with a small image encoder and
-seeded random weights, so that tests and CI run the real code path where no weights can be downloaded — its masks
-are meaningless.
+``--SAM vit_h|vit_l|vit_b`` loads the official checkpoint from the repository's ``SAM_repo/model_checkpoints/`` under
+its original file name, or from ``--sam_checkpoint PATH``; ``--SAM tiny`` builds the same modules with a small image
+encoder and seeded random weights, so that tests and CI run the real code path where no weights can be downloaded — its
+masks are meaningless.
 
 Image preparation is the original's: the 8-bit RGB render (the original saved it as PNG and read it
 back, which is lossless) is resized to 1024 by SAM's ``ResizeLongestSide`` (PIL bilinear), normalised with SAM's
@@ -45,7 +45,8 @@ def sam_checkpoint_path(model_type: str, checkpoint: Optional[str] = None) -> st
     name = CHECKPOINT_FILES[model_type]
     path = repo_path(CHECKPOINT_DIR, name)
     if not os.path.isfile(path):
-        raise InputError(f"SAM checkpoint not found: {path} — download {DOWNLOAD_URL}{name} into {os.path.dirname(path)}/ "
+        raise InputError(f"SAM checkpoint not found: {path} — download {DOWNLOAD_URL}{name} into "
+                         f"{os.path.dirname(path)}/ "
                          f"or pass --sam_checkpoint PATH (or use --teacher label, or --SAM tiny for a smoke test)")
     return path
 

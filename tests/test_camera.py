@@ -1,4 +1,5 @@
-"""The original's camera convention (reference §5.1) and view samplers (§5.3), checked against hand-worked values."""
+"""The original's camera convention and view samplers (encoder front views, decoder-data views, test grid), checked
+against hand-worked values."""
 import math
 
 import pytest

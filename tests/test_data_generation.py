@@ -1,4 +1,5 @@
-"""data_generation.py: the samples a perfect teacher gives on two boxes, the view pool's economy, resuming, bad input."""
+"""data_generation.py: the samples a perfect teacher gives on two boxes, the view pool's economy, resuming, bad
+input."""
 import numpy as np
 import pytest
 import torch

@@ -261,3 +261,18 @@ def test_decoder_settings_round_trip_through_decoder_py_flags():
     assert changed.changed_arguments() == ["--depth", "3", "--use_attention_k", "0", "--redsidual_attention", "1"]
     assert decoder_settings_from_args(parser.parse_args(changed.changed_arguments())) == changed
     assert DecoderSettings().changed_flags() == []
+
+
+def test_the_original_s_switches_work_alone_and_with_a_value_in_every_script():
+    """--positional_encoding and --show were integers in one of the original's scripts and store_true in another."""
+    import data_generation
+    import encoder
+    from utils.cli import build_decoder_parser
+
+    decoder_parser = build_decoder_parser("decoder.py")
+    for parse in (encoder.parse_args, decoder_parser.parse_args):
+        assert parse(["--positional_encoding"]).positional_encoding == 1
+        assert parse(["--positional_encoding", "0"]).positional_encoding == 0
+    assert encoder.parse_args([]).positional_encoding == 1 and decoder_parser.parse_args([]).positional_encoding == 0
+    for parse in (data_generation.parse_args, decoder_parser.parse_args):
+        assert parse(["--show"]).show == 1 and parse(["--show", "0"]).show == 0 and parse([]).show == 0

@@ -90,3 +90,19 @@ def test_download_falls_back_to_the_bundled_demo_and_leaves_no_partial_file(copy
     assert (copy / "demo" / "hammer" / "encoder" / "pred_f.pth").read_bytes() == before
     leftovers = [p for p in copy.rglob("*.tmp")]
     assert not leftovers
+
+
+def test_the_original_demo_command_works_from_any_working_directory(copy, tmp_path):
+    """The original's relative defaults (./meshes/hammer.obj, SAM_repo/…, the demo) are taken from the repository
+    root: interactive.py's and decoder.py's defaults find the bundled demo from another folder."""
+    save_dir = tmp_path / "out"
+    save_dir.mkdir()
+    shutil.copy2(copy / "demo" / "hammer" / "decoder" / "decoder_checkpoint.pth", save_dir)
+    done = run([sys.executable, str(copy / "decoder.py"), "--mode", "test", "--save_dir", str(save_dir),
+                "--encoder_f_path", str(copy / "demo" / "hammer" / "encoder" / "pred_f.pth"), "--select_vertices",
+                "5", "--device", "cpu"], tmp_path)  # --obj_path left at its default, ./meshes/hammer.obj
+    assert done.returncode == 0, done.stderr
+    assert (save_dir / "vertex_probability_v5.npy").exists()
+    checked = run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from utils.app import demo; "
+                   "print(demo.check_assets())", str(copy)], tmp_path)
+    assert checked.returncode == 0 and "decoder checkpoint loads" in checked.stdout, checked.stderr

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import trimesh
-import utils.encoder.training as training
-import utils.encoder.views as views
 from PIL import Image
 
 import encoder
+import utils.encoder.training as training
+import utils.encoder.views as views
 from models.build_feature_field import load_feature_field_state
 from models.feature_field import FOURIER_KEY, MeshFeatureField
 from models.label_teacher import LabelTeacher, label_code
@@ -140,15 +140,15 @@ class Interrupting(LabelTeacher):
 def test_stage_one_resumes_after_a_kill_and_ends_with_the_same_files(spheres):
     mesh = load_mesh(spheres / "spheres.obj")
     labels = torch.from_numpy(two_spheres(subdivisions=2)[2])
-    settings = views.ViewSettings()
+    stage_1 = dict(seed=0, frontview_std=4.0, settings=views.ViewSettings(), progress=False)
     whole = str(spheres / "whole")
-    assert views.generate_views(mesh, Interrupting(labels, 99), whole, 6, seed=0, frontview_std=4.0, settings=settings, progress=False) == 6
+    assert views.generate_views(mesh, Interrupting(labels, 99), whole, 6, **stage_1) == 6
     killed = str(spheres / "killed")
     with pytest.raises(KeyboardInterrupt):
-        views.generate_views(mesh, Interrupting(labels, 3), killed, 6, seed=0, frontview_std=4.0, settings=settings, progress=False)
+        views.generate_views(mesh, Interrupting(labels, 3), killed, 6, **stage_1)
     assert len(views.EncoderData(killed, 224).view_indices()) == 3
     assert not [name for name in os.listdir(os.path.join(killed, "sam_f", "224")) if name.endswith(".tmp")]
-    assert views.generate_views(mesh, Interrupting(labels, 99), killed, 6, seed=0, frontview_std=4.0, settings=settings, progress=False) == 3
+    assert views.generate_views(mesh, Interrupting(labels, 99), killed, 6, **stage_1) == 3
     for folder in ("224", os.path.join("sam_f", "224")):
         names = sorted(os.listdir(os.path.join(whole, folder)))
         assert names == sorted(os.listdir(os.path.join(killed, folder)))

@@ -238,3 +238,43 @@ def test_interactive_cli_reports_bad_input_in_one_line(arguments, message):
                           timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(message)
+
+
+def test_the_exported_replay_command_gives_the_session_s_probabilities_for_any_decoder_settings(tmp_path):
+    """A decoder with other architecture flags than the original's defaults (as train.py --budget quick trains): the
+    replay command of an export must carry them, or decoder.py would build another network."""
+    import shlex
+
+    import decoder
+    import interactive
+    from utils.geometry.shapes import two_boxes
+
+    vertices, faces, _ = two_boxes(subdivisions=1)
+    with open(tmp_path / "boxes.off", "w") as handle:
+        handle.write(f"OFF\n{len(vertices)} {len(faces)} 0\n")
+        handle.writelines(f"{x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in vertices)
+        handle.writelines(f"3 {a} {b} {c}\n" for a, b, c in faces)
+    torch.manual_seed(0)
+    settings = DecoderSettings(depth=3, use_attention_q=False, use_attention_k=False, residual_attention=True)
+    attention, head = settings.build()
+    save_dir = tmp_path / "decoder"
+    save_dir.mkdir()
+    torch.save({"attention_state_dict": attention.state_dict(), "model_state_dict": head.state_dict()},
+               save_dir / "decoder_checkpoint.pth")
+    torch.save(torch.randn(len(vertices), 256) * 0.3, tmp_path / "pred_f.pth")
+    args = interactive.parse_args(["--obj_path", str(tmp_path / "boxes.off"), "--encoder_f_path",
+                                   str(tmp_path / "pred_f.pth"), "--save_dir", str(save_dir), "--device", "cpu",
+                                   *settings.changed_arguments()])
+    session = interactive.build_session(args)
+    exported = session.export([3, 40], [True, False], segment=1)
+    record = json.load(open(exported["paths"]["clicks"]))
+    replay = shlex.split(record["replay"])
+    assert replay[:2] == ["python", "decoder.py"] and "--redsidual_attention" in replay
+    decoder.main(replay[2:] + ["--device", "cpu"])
+    replayed = np.load(save_dir / "vertex_probability_v3_v-40.npy")
+    assert np.array_equal(replayed, np.load(exported["paths"]["probability"]))  # the same network on the same inputs
+    attention_flags = {"--use_attention_q", "--use_attention_k", "--redsidual_attention"}
+    plain = [token for k, token in enumerate(replay[2:]) if token not in attention_flags
+             and replay[2:][k - 1] not in attention_flags]
+    decoder.main(plain + ["--device", "cpu"])  # without the flags: another network (the bug this guards against)
+    assert not np.array_equal(np.load(save_dir / "vertex_probability_v3_v-40.npy"), replayed)

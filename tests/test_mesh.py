@@ -1,4 +1,5 @@
-"""Tests of utils/geometry/mesh.py and utils/errors.py: vertex order per format, triangulation, normalisation, labels, errors."""
+"""Tests of utils/geometry/mesh.py, mesh_files.py and utils/errors.py: vertex order per format, triangulation,
+normalisation, labels, errors."""
 from __future__ import annotations
 
 import struct

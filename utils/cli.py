@@ -35,6 +35,12 @@ def add_other_side_click_arguments(parser: argparse.ArgumentParser) -> None:
                              "grow it)")
 
 
+def add_switch(parser: argparse.ArgumentParser, name: str, default: int, help: str) -> None:
+    """A 0/1 flag that also works alone: ``--name`` = ``--name 1`` (the original declared some of these as integers in
+    one script and as ``store_true`` in another; both spellings work in every script)."""
+    parser.add_argument(name, type=int_flag, nargs="?", const=1, default=default, help=f"{help} (alone: 1)")
+
+
 def int_flag(value: str) -> int:
     """The original's 0/1 integer flags (any integer accepted, non-zero = on)."""
     try:
@@ -54,7 +60,8 @@ def require(checks) -> None:
 
 def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags decoder.py shares with interactive.py (the original's names and defaults)."""
-    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"), help="mesh (.obj/.off/.ply/.stl/.glb)")
+    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"),
+                        help="mesh (.obj/.off/.ply/.stl/.glb)")
     parser.add_argument("--encoder_f_path", default=RepoDefault("./experiments/hammer/encoder/pred_f.pth"),
                         help="per-vertex features from encoder.py")
     parser.add_argument("--save_dir", default=RepoDefault("./experiments/hammer/decoder/"),
@@ -84,7 +91,8 @@ def build_decoder_parser(description: str, interactive: bool = False) -> argpars
     add_decoder_arguments(parser)
     if not interactive:
         parser.add_argument("--seed", type=int, default=0, help="seeds training (initialisation and sample order)")
-    parser.add_argument("--decoder_data_dir", default=RepoDefault("./data/hammer/decoder_data"), help="samples of data_generation")
+    parser.add_argument("--decoder_data_dir", default=RepoDefault("./data/hammer/decoder_data"),
+                        help="samples of data_generation")
     parser.add_argument("--use_positive_click", type=int_flag, default=0, help="1: train on second-positive samples")
     parser.add_argument("--use_negative_click", type=int_flag, default=0, help="1: train on second-negative samples")
     parser.add_argument("--data_percentage", type=float, default=1.0, help="train on this share of the samples")
@@ -117,14 +125,13 @@ def build_decoder_parser(description: str, interactive: bool = False) -> argpars
     parser.add_argument("--frontview_center", type=float, nargs=2, default=[3.14, 0.0], help=dead)
     parser.add_argument("--width", type=int, default=256, help=dead)
     parser.add_argument("--n_classes", type=int, default=256, help=dead)
-    parser.add_argument("--positional_encoding", action="store_true", help="accepted; no effect (it crashed in "
-                                                                            "the original)")
+    add_switch(parser, "--positional_encoding", 0, "accepted; no effect (it crashed in the original)")
     parser.add_argument("--sigma", type=float, default=5.0, help=dead)
     parser.add_argument("--return_original", type=int, default=0, help="accepted; no effect (it crashed in the "
                                                                         "original)")
     parser.add_argument("--use_data_parallel", type=int_flag, default=0,
                         help="accepted; no effect (training uses one device)")
-    parser.add_argument("--show", type=int_flag, default=0, help="accepted; no effect (no windows are opened)")
+    add_switch(parser, "--show", 0, "accepted; no effect (no windows are opened)")
     return parser
 
 

@@ -33,6 +33,7 @@ def seed_everything(seed: int) -> None:
 
 
 def keyed_generator(seed: int, *keys: object) -> torch.Generator:
-    """A CPU generator seeded by ``seed`` and ``keys``: the same draws whatever else ran before (resumable, order-free)."""
+    """A CPU generator seeded by ``seed`` and ``keys``: the same draws whatever else ran before (resumable,
+    order-free)."""
     digest = hashlib.sha256(repr((int(seed),) + tuple(keys)).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))

@@ -8,7 +8,7 @@ import torch
 
 
 def farthest_point_sampling(points: torch.Tensor, count: int, start: int = 0) -> torch.Tensor:
-    """The original's FPS (reference §8.1): greedy farthest points by squared Euclidean distance, from ``start``.
+    """The original's farthest-point sampling: greedy farthest points by squared Euclidean distance, from ``start``.
 
     Args:
         points: (N, 3) positions.

@@ -1,4 +1,4 @@
-"""Decoder data generation (reference §8): click → mask samples from a 2D teacher on rendered views.
+"""Decoder data generation, by the original's rules: click → mask samples from a 2D teacher on rendered views.
 
 Which clicks: farthest-point samples of the vertices (from vertex 0, round(percentage · N) of them), each the first
 click of up to ``n_views`` views in which it is visible; in each view a single positive click at its pixel gives the
@@ -18,7 +18,7 @@ segment spilled into, which must remove that part and keep the rest (README "Eva
 another part (which must join the segment); a user's positive corrections mostly land on a stretch of the wanted part
 the segment missed, which must complete it without pulling in the neighbour.
 
-Where views come from (DESIGN difference 2):
+Where views come from (the pool is ours; the original drew and encoded a view per click):
 
 * ``view_pool K > 0`` (default 1000): K views are drawn once from the original's distribution (elevation uniform in
   [−π/2, π/2], azimuth in [0, 2π)); a vertex's views are chosen among the pool views in which it is visible, and each
@@ -247,7 +247,7 @@ class _Generator:
         bar.close()
 
     def per_click_views(self, a: int) -> List[Cameras]:
-        """The original's views of sampled vertex ``a``: drawn until visible (reference §8.2)."""
+        """The original's views of sampled vertex ``a``: drawn until visible."""
         settings, mesh = self.settings, self.mesh
         vertex = int(self.fps[a])
         generator = keyed_generator(settings.seed, "per-click views", vertex)
@@ -305,7 +305,7 @@ class _Generator:
     def second_clicks(self, kind: int, encoded, view_id: int, elev: float, azim: float, firsts: torch.Tensor,
                       points: torch.Tensor, visible: torch.Tensor, masks: torch.Tensor, scores: torch.Tensor,
                       best_logits: torch.Tensor) -> Samples:
-        """Second positive (outside the mask, must grow) or negative (inside, must shrink) clicks (§8.3-§8.4), and
+        """Second positive (outside the mask, must grow) or negative (inside, must shrink) clicks, and
         with ``negative_outside`` / ``positive_inside`` the other side's clicks, which must leave the mask unchanged."""
         settings = self.settings
         pixel_columns, pixel_rows = points[:, 0].long(), points[:, 1].long()

@@ -1,4 +1,4 @@
-"""What ``decoder.py --mode test`` writes for a click set (reference §9.4), named by the clicks' suffix
+"""What ``decoder.py --mode test`` writes for a click set (the original's three outputs), named by the clicks' suffix
 (e.g. ``v5141_v-10795``):
 
 * ``vertex_probability_<suffix>.npy`` — float32 (N,), probability of each vertex being in the segment;

@@ -1,4 +1,4 @@
-"""Decoder training (reference §9.3) and checkpoints in the original's format.
+"""Decoder training, as the original's, and checkpoints in the original's format.
 
 Each sample is (two clicks, a view, the teacher's mask in that view). A batch: the per-vertex probabilities of each
 sample's clicks are interpolated over the fragments of its view, and the loss is the binary cross-entropy with the
@@ -12,7 +12,7 @@ estimate of the same mean, as point-sampled mask losses (PointRend, SAM's traini
 on the vertices those pixels touch: where views show thousands of vertices, K of a few hundred makes a sample
 several times cheaper.
 
-Dataset composition (reference §8.6): every single-click sample; second-positive and second-negative samples (with
+Dataset composition (the original's): every single-click sample; second-positive and second-negative samples (with
 ``--use_positive_click`` / ``--use_negative_click``) each randomly capped at 5 × the number of single-click samples;
 then ``--data_percentage`` of the whole. Epochs visit the samples in a seeded random order.
 
@@ -67,7 +67,7 @@ class TrainingSettings:
 
 def compose_training_set(samples: Samples, use_positive: bool, use_negative: bool, data_percentage: float,
                          seed: int) -> torch.Tensor:
-    """Indices of the samples to train on (reference §8.6; see the module docstring), sorted."""
+    """Indices of the samples to train on (see the module docstring), sorted."""
     single = (samples.kind == KIND_SINGLE).nonzero(as_tuple=True)[0]
     chosen = [single]
     for kind, used in ((KIND_POSITIVE, use_positive), (KIND_NEGATIVE, use_negative)):
@@ -136,7 +136,7 @@ def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: tor
 class ViewCache:
     """Pixel weights (:class:`PixelWeights`) of the views samples were drawn in, kept between batches.
 
-    Geometry needs no gradients, so a view is rasterized once (DESIGN "Fragments"): samples of the view pool share a
+    Geometry needs no gradients, so a view is rasterized once and its fragments reused: samples of the view pool share a
     few hundred views, each reused by dozens of samples. Views are keyed by (view id, elevation, azimuth); the least
     recently used are dropped beyond ``max_bytes`` (0: nothing is kept). Cached and fresh weights are identical.
     """

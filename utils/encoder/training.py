@@ -85,7 +85,7 @@ def train_feature_field(mesh: Mesh, data_dir: str, model_dir: str, field: FieldS
                         learning_rate: float, num_epochs: int, seed: int, data_percentage: float = 1.0,
                         device: torch.device = torch.device("cpu"), verbose: bool = True,
                         progress: bool = True) -> MeshFeatureField:
-    """Stage 2 (reference §7.2): fit the feature field to the stored embeddings, view by view, for ``num_epochs``.
+    """Stage 2, as the original's: fit the feature field to the stored embeddings, view by view, for ``num_epochs``.
 
     Adam (lr ``learning_rate``), batch of one view, views in index order; MSE on covered pixels at 64×64. Writes
     ``encoder_checkpoint.pth`` and ``pred_f.pth``; a killed run continues from its last saved state and ends with

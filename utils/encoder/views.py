@@ -102,7 +102,8 @@ def _check_manifest(data: EncoderData, expected: Dict[str, object]) -> None:
 
 def generate_views(mesh: Mesh, teacher: Teacher, data_dir: str, n_views: int, *, seed: int, frontview_std: float,
                    settings: ViewSettings, embedding_dtype: torch.dtype = torch.float32, progress: bool = True) -> int:
-    """Stage 1: render ``n_views`` Gaussian front views (reference §5.3) and store the teacher's embedding of each.
+    """Stage 1: render ``n_views`` Gaussian front views (utils/geometry/camera.py) and store the teacher's embedding of
+    each.
 
     Views are drawn from a generator seeded with ``seed`` one after another, so view i is the same whatever
     ``n_views`` is; views already on disk are kept (a killed run resumes; a larger ``n_views`` extends the data).

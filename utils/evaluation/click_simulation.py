@@ -1,4 +1,4 @@
-"""Simulated user clicks and the quality measures of evaluate.py (DESIGN "Quality, measured").
+"""Simulated user clicks and the quality measures of evaluate.py (IoU after k clicks, number of clicks to a target IoU).
 
 A target is a set of faces (a ground-truth segment). The first click goes to the target's vertex farthest
 (geodesically, along mesh edges) from the target's border; each next click to the vertex farthest from the border of

@@ -58,9 +58,9 @@ def simulate_clicks(segmenter: Segmenter, target: np.ndarray, geometry: MeshGeom
     """Click on ``target`` ((F,) bool) until ``cap`` clicks were made or no error region can be clicked.
 
     The first click is the target's vertex farthest from its border; each next one goes to the largest error region
-    of the last prediction, on an inner vertex not clicked before (utils/evaluation/click_simulation.py). Fewer than ``cap``
-    clicks come back when the prediction was exact or its errors were only strips along the target's border that no
-    vertex click can single out (:func:`ious_per_click` carries the last IoU forward).
+    of the last prediction, on an inner vertex not clicked before (utils/evaluation/click_simulation.py). Fewer than
+    ``cap`` clicks come back when the prediction was exact or its errors were only strips along the target's border that
+    no vertex click can single out (:func:`ious_per_click` carries the last IoU forward).
     """
     vertices: List[int] = [first_click(target, geometry)]
     positive: List[bool] = [True]

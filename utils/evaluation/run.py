@@ -1,6 +1,6 @@
-"""evaluate.py's run over a collection: per mesh, train (the stage runner, utils/pipeline/runner.py), simulate clicks per target
-with each method (utils/evaluation/protocol.py), write the mesh's record; then results.json, summary.md and the plot
-(utils/evaluation/report.py). A mesh whose record exists is not evaluated again.
+"""evaluate.py's run over a collection: per mesh, train (the stage runner, utils/pipeline/runner.py), simulate clicks
+per target with each method (utils/evaluation/protocol.py), write the mesh's record; then results.json, summary.md and
+the plot (utils/evaluation/report.py). A mesh whose record exists is not evaluated again.
 """
 from __future__ import annotations
 

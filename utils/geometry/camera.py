@@ -1,4 +1,4 @@
-"""The original iSeg camera and its view samplers (reference §5.1, §5.3).
+"""The original iSeg camera and its view samplers (encoder front views, decoder-data views, the test grid).
 
 A view is (elevation, azimuth) in radians, seen from distance ``radius`` (default 2) with a vertical field of view
 of 60°, square images, +Y up, looking at the origin. The camera of view (e, a) sits at
@@ -9,8 +9,8 @@ so azimuth 0 is on +X and elevation π/2 is above (+Y). Camera space follows Ope
 looks along −z; depth = −z_camera > 0 in front of the camera. With the unit-ball normalisation of utils/geometry/mesh.py
 and r = 2 the bounding sphere exactly fills the frustum.
 
-Pixel convention shared by the whole project (see utils/geometry/raster.py): the image has ``res`` × ``res`` pixels, row 0
-at the top; the centre of pixel (row i, column j) is at NDC x = (2j + 1)/res − 1, y = 1 − (2i + 1)/res.
+Pixel convention shared by the whole project (see utils/geometry/raster.py): the image has ``res`` × ``res`` pixels, row
+0 at the top; the centre of pixel (row i, column j) is at NDC x = (2j + 1)/res − 1, y = 1 − (2i + 1)/res.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 DEFAULT_RADIUS = 2.0
 DEFAULT_FOV = math.pi / 3  # vertical field of view, 60°
 
-#: decoder test grid (reference §5.3): rows = elevations, columns = azimuths, in degrees
+#: the original's decoder test grid: rows = elevations, columns = azimuths, in degrees
 TEST_GRID_ELEVATIONS_DEG = (-60.0, -30.0, 0.0, 30.0, 60.0)
 TEST_GRID_AZIMUTHS_DEG = (0.0, 60.0, 120.0, 180.0, 240.0, 300.0)
 
@@ -83,7 +83,8 @@ class Cameras:
         )
 
     def rotations(self) -> torch.Tensor:
-        """(B, 3, 3) float32 world→camera rotations; row k is camera axis k (x right, y up, z back) in world coordinates.
+        """(B, 3, 3) float32 world→camera rotations; row k is camera axis k (x right, y up, z back) in world
+        coordinates.
 
         The look-at of the original (kaolin's ``generate_transformation_matrix``): z = normalise(eye − target),
         x = normalise(up × z), y = z × x, up = +Y. Exactly at a pole up × z vanishes (the original gives NaN); there x
@@ -169,7 +170,7 @@ def pixel_centres_ndc(res: int, device=None, dtype=torch.float32) -> Tuple[torch
 def sample_front_views(
     n_views: int, frontview_std: float = 4.0, generator: Optional[torch.Generator] = None
 ) -> Cameras:
-    """The encoder's Gaussian "front" views (reference §5.3).
+    """The encoder's Gaussian "front" views, as the original draws them.
 
     elev ~ N(0, (π/std)²), azim ~ N(0, (2π/std)²): σ = 45° and 90° for std = 4, centred on +X, unbounded. The
     original's order of random draws on the CPU generator is kept: per view two uniform draws it ignores (a uniform
@@ -191,7 +192,7 @@ def sample_front_views(
 
 
 def sample_uniform_views(n_views: int, generator: Optional[torch.Generator] = None) -> Cameras:
-    """Decoder-data views (reference §8.2): elev ~ U[−π/2, π/2], azim ~ U[0, 2π) (uniform in angles, not in area)."""
+    """The original's decoder-data views: elev ~ U[−π/2, π/2], azim ~ U[0, 2π) (uniform in angles, not in area)."""
     if n_views < 0:
         raise ValueError(f"n_views must be >= 0, got {n_views}")
     uniform = torch.rand(n_views, 2, generator=generator)
@@ -199,7 +200,7 @@ def sample_uniform_views(n_views: int, generator: Optional[torch.Generator] = No
 
 
 def grid_views() -> Cameras:
-    """The decoder test's 5×6 grid (reference §5.3), row-major: elevations −60…60° × azimuths 0…300°."""
+    """The original decoder test's 5×6 grid, row-major: elevations −60…60° × azimuths 0…300°."""
     elev = [e for e in TEST_GRID_ELEVATIONS_DEG for _ in TEST_GRID_AZIMUTHS_DEG]
     azim = [a for _ in TEST_GRID_ELEVATIONS_DEG for a in TEST_GRID_AZIMUTHS_DEG]
     return Cameras.from_degrees(elev, azim)

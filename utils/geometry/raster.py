@@ -10,7 +10,7 @@ gradients, so fragments of a view are computed once and reused by every shading 
 * :func:`vertex_pixels` / :func:`visible_vertices` — vertex → pixel, and which vertices a view shows;
 * utils/geometry/render.py — the lit grey RGB image the 2D teacher sees.
 
-Conventions (those of the original's kaolin DIB-R renderer, reference §5.1): pixel centres at
+Conventions (those of the original's kaolin DIB-R renderer): pixel centres at
 NDC ((2j+1)/res − 1, 1 − (2i+1)/res) for row i, column j — row 0 is the top of the image; a triangle is drawn only
 if its camera-space normal has z ≥ 0 (back faces culled; normals follow the right-hand rule of the face's vertex
 order); nearest depth wins; no anti-aliasing. Unlike DIB-R, barycentrics are perspective-correct (they reproduce the
