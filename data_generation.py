@@ -11,6 +11,7 @@ import argparse
 
 from utils.cli import (
     add_device_argument,
+    add_mesh_argument,
     add_other_side_click_arguments,
     add_switch,
     add_teacher_arguments,
@@ -31,8 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--second_positive", type=int_flag, default=0, help="1: make second-positive samples")
     parser.add_argument("--second_negative", type=int_flag, default=0, help="1: make second-negative samples")
     parser.add_argument("--overwrite", type=int_flag, default=0, help="1: delete existing samples and start again")
-    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"),
-                        help="mesh (.obj/.off/.ply/.stl/.glb)")
+    add_mesh_argument(parser)
     parser.add_argument("--name", default="hammer", help="cosmetic, as in the original")
     parser.add_argument("--decoder_data_dir", default=RepoDefault("./data/hammer/decoder_data"),
                         help="where samples go")

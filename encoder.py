@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from utils.cli import add_device_argument, add_switch, add_teacher_arguments, int_flag, require
+from utils.cli import add_device_argument, add_mesh_argument, add_switch, add_teacher_arguments, int_flag, require
 from utils.errors import InputError, run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
@@ -23,8 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="stage-1 views/embeddings")
     parser.add_argument("--encoder_model_dir", default=RepoDefault("./experiments/hammer/encoder"),
                         help="checkpoint, pred_f.pth and test outputs")
-    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"),
-                        help="mesh (.obj/.off/.ply/.stl/.glb)")
+    add_mesh_argument(parser)
     parser.add_argument("--name", default="hammer", help="used in the test's output file names")
     parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0],
                         help="RGB background of the views shown to the teacher (0-1)")

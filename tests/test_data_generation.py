@@ -3,7 +3,6 @@ input."""
 import numpy as np
 import pytest
 import torch
-import trimesh
 
 import data_generation
 import utils.decoder.generation as decoder_data
@@ -23,7 +22,7 @@ from utils.errors import run_cli
 from utils.geometry.camera import Cameras, ndc_to_pixel
 from utils.geometry.mesh_files import load_mesh
 from utils.geometry.raster import rasterize
-from utils.geometry.shapes import two_boxes
+from utils.geometry.shapes import save_shape, two_boxes
 
 ALL_KINDS = (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE)
 
@@ -31,9 +30,8 @@ ALL_KINDS = (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE)
 @pytest.fixture(scope="module")
 def boxes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("boxes")
-    vertices, faces, labels = two_boxes(subdivisions=3)
-    trimesh.Trimesh(vertices, faces, process=False).export(folder / "boxes.obj")
-    np.savetxt(folder / "boxes.seg", labels, fmt="%d")
+    labels = two_boxes(subdivisions=3)[2]
+    save_shape(two_boxes(subdivisions=3), folder, "boxes")
     mesh = load_mesh(folder / "boxes.obj")
     return folder, mesh, torch.from_numpy(labels)
 

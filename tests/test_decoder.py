@@ -236,7 +236,7 @@ def test_view_cache_gives_the_fresh_pixel_weights_rasterizes_each_view_once_and_
 
 
 def test_cosine_learning_rate_warms_up_then_decays_to_zero_and_constant_is_the_original():
-    from utils.decoder.training import WARMUP_SHARE, learning_rate_factor
+    from utils.decoder.schedules import WARMUP_SHARE, learning_rate_factor
 
     total = 200
     warmup = round(WARMUP_SHARE * total)

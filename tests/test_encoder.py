@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import trimesh
 from PIL import Image
 
 import encoder
@@ -22,7 +21,7 @@ from utils.errors import run_cli
 from utils.geometry.camera import Cameras
 from utils.geometry.mesh_files import load_mesh
 from utils.geometry.raster import PixelWeights, interpolate, rasterize
-from utils.geometry.shapes import two_spheres
+from utils.geometry.shapes import save_shape, two_spheres
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,9 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def spheres(tmp_path):
     """Two spheres (label 0 at −X, 1 at +X) as an OBJ with a .seg label file."""
-    vertices, faces, labels = two_spheres(subdivisions=2)
-    trimesh.Trimesh(vertices, faces, process=False).export(tmp_path / "spheres.obj")
-    np.savetxt(tmp_path / "spheres.seg", labels, fmt="%d")
+    save_shape(two_spheres(subdivisions=2), tmp_path, "spheres")
     return tmp_path
 
 

@@ -245,15 +245,14 @@ def test_the_exported_replay_command_gives_the_session_s_probabilities_for_any_d
     replay command of an export must carry them, or decoder.py would build another network."""
     import shlex
 
+    import trimesh
+
     import decoder
     import interactive
     from utils.geometry.shapes import two_boxes
 
     vertices, faces, _ = two_boxes(subdivisions=1)
-    with open(tmp_path / "boxes.off", "w") as handle:
-        handle.write(f"OFF\n{len(vertices)} {len(faces)} 0\n")
-        handle.writelines(f"{x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in vertices)
-        handle.writelines(f"3 {a} {b} {c}\n" for a, b, c in faces)
+    trimesh.Trimesh(vertices, faces, process=False).export(tmp_path / "boxes.off")
     torch.manual_seed(0)
     settings = DecoderSettings(depth=3, use_attention_q=False, use_attention_k=False, residual_attention=True)
     attention, head = settings.build()

@@ -16,16 +16,14 @@ from models.build_feature_field import load_features
 from models.decoder_predictor import DecoderPredictor
 from utils.errors import run_cli
 from utils.geometry.mesh_files import load_mesh
-from utils.geometry.shapes import two_spheres
+from utils.geometry.shapes import save_shape, two_spheres
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Two spheres (part 0 at −X, part 1 at +X) through the three stages with small settings."""
     root = tmp_path_factory.mktemp("pipeline")
-    vertices, faces, labels = two_spheres(subdivisions=2)
-    trimesh.Trimesh(vertices, faces, process=False).export(root / "m.obj")
-    np.savetxt(root / "m.seg", labels, fmt="%d")
+    save_shape(two_spheres(subdivisions=2), root, "m")
     mesh_args = ["--obj_path", str(root / "m.obj"), "--device", "cpu"]
     teacher = ["--teacher", "label", "--labels", str(root / "m.seg")]
     encoder.main(mesh_args + teacher + ["--encoder_data_dir", str(root / "ed"), "--encoder_model_dir",

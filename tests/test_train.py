@@ -12,7 +12,7 @@ import encoder
 import evaluate
 import train
 from utils.cli import build_decoder_parser
-from utils.geometry.shapes import two_boxes
+from utils.geometry.shapes import save_shape, two_boxes
 from utils.pipeline import budgets
 from utils.pipeline.budgets import BUDGETS
 
@@ -48,17 +48,13 @@ def test_a_budget_s_printed_flags_give_each_script_the_budget(name):
 
 def test_train_py_runs_the_budget_and_its_printed_command_segments_the_mesh(tmp_path, monkeypatch, capsys):
     vertices, faces, labels = two_boxes(subdivisions=2)
-    with open(tmp_path / "boxes.off", "w") as handle:
-        handle.write(f"OFF\n{len(vertices)} {len(faces)} 0\n")
-        handle.writelines(f"{x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in vertices)
-        handle.writelines(f"3 {a} {b} {c}\n" for a, b, c in faces)
-    np.save(tmp_path / "labels.npy", labels)
+    mesh_path, labels_path = save_shape((vertices, faces, labels), tmp_path, "boxes", ".off")
     # the quick budget (identity query/key maps: the printed command must carry them) on fewer views and samples
     tiny = dataclasses.replace(BUDGETS["quick"], name="tiny", encoder_views=30, encoder_epochs=2, views_per_click=2,
                                view_pool=20, min_clicks=20, decoder_samples=64, small_mesh=0)
     monkeypatch.setitem(BUDGETS, "quick", tiny)
-    train.main(["--obj_path", str(tmp_path / "boxes.off"), "--budget", "quick", "--teacher", "label", "--labels",
-                str(tmp_path / "labels.npy"), "--data_root", str(tmp_path / "data"), "--experiments_root",
+    train.main(["--obj_path", mesh_path, "--budget", "quick", "--teacher", "label", "--labels",
+                labels_path, "--data_root", str(tmp_path / "data"), "--experiments_root",
                 str(tmp_path / "experiments"), "--device", "cpu"])
     printed = capsys.readouterr().out
     assert "encoder.py --n_views 30 --num_epochs 2" in printed and "--use_attention_q 0" in printed
@@ -73,8 +69,8 @@ def test_train_py_runs_the_budget_and_its_printed_command_segments_the_mesh(tmp_
     in_part[faces[labels == 0].ravel()] = True
     assert probability[in_part].mean() > 0.5 > probability[~in_part].mean()  # the clicked box, not the other
     capsys.readouterr()
-    train.main(["--obj_path", str(tmp_path / "boxes.off"), "--budget", "quick", "--teacher", "label", "--labels",
-                str(tmp_path / "labels.npy"), "--data_root", str(tmp_path / "data"), "--experiments_root",
+    train.main(["--obj_path", mesh_path, "--budget", "quick", "--teacher", "label", "--labels",
+                labels_path, "--data_root", str(tmp_path / "data"), "--experiments_root",
                 str(tmp_path / "experiments"), "--device", "cpu"])
     again = capsys.readouterr().out
     assert "encoder: skipped" in again and "decoder: skipped" in again  # a finished run is not trained again

@@ -7,6 +7,12 @@ from models.sam_teacher import SAM_TYPES
 from utils.paths import RepoDefault
 
 
+def add_mesh_argument(parser: argparse.ArgumentParser) -> None:
+    """--obj_path, the original's default (the hammer) taken from the repository root."""
+    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"),
+                        help="mesh (.obj/.off/.ply/.stl/.glb; default: the repository's meshes/hammer.obj)")
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where to compute: auto = CUDA when available (default), else CPU")
@@ -60,8 +66,7 @@ def require(checks) -> None:
 
 def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags decoder.py shares with interactive.py (the original's names and defaults)."""
-    parser.add_argument("--obj_path", default=RepoDefault("./meshes/hammer.obj"),
-                        help="mesh (.obj/.off/.ply/.stl/.glb)")
+    add_mesh_argument(parser)
     parser.add_argument("--encoder_f_path", default=RepoDefault("./experiments/hammer/encoder/pred_f.pth"),
                         help="per-vertex features from encoder.py")
     parser.add_argument("--save_dir", default=RepoDefault("./experiments/hammer/decoder/"),
@@ -85,7 +90,7 @@ def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
 def build_decoder_parser(description: str, interactive: bool = False) -> argparse.ArgumentParser:
     """decoder.py's flags (the original's names and defaults); ``interactive``: interactive.py's — the same
     without --seed and --mode, as the original's interactive.py, those it does not use accepted without effect."""
-    from utils.decoder.training import LR_SCHEDULES
+    from utils.decoder.schedules import LR_SCHEDULES
 
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_decoder_arguments(parser)

@@ -23,7 +23,6 @@ progress (0-based; = num_epochs when done) and ``batch_idx`` the number of its b
 """
 from __future__ import annotations
 
-import math
 import os
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -38,6 +37,7 @@ from models.build_decoder import DecoderSettings, load_decoder
 from models.decoder_head import DecoderHead
 from models.interactive_attention import InteractiveAttention
 from utils.decoder.samples import KIND_NEGATIVE, KIND_POSITIVE, KIND_SINGLE, Samples
+from utils.decoder.schedules import learning_rate_factor
 from utils.errors import InputError
 from utils.geometry.camera import Cameras
 from utils.geometry.mesh import Mesh
@@ -46,8 +46,6 @@ from utils.io import load_torch, save_torch
 from utils.runtime import keyed_generator, seed_everything
 
 TWO_CLICK_CAP = 5  # second-click samples of each kind: at most this many times the single-click ones
-LR_SCHEDULES = ("constant", "cosine")
-WARMUP_SHARE = 0.05  # "cosine": the first 5 % of the steps ramp the learning rate up linearly
 HEAD_CHUNK_ROWS = 16384  # head rows per gradient-checkpointed chunk in big batches
 
 
@@ -201,24 +199,6 @@ def head_probabilities(head: DecoderHead, inputs: torch.Tensor) -> torch.Tensor:
         return head(inputs)[:, 1]
     chunks = [checkpoint(head, chunk, use_reentrant=False)[:, 1] for chunk in inputs.split(HEAD_CHUNK_ROWS)]
     return torch.cat(chunks)
-
-
-def learning_rate_factor(schedule: str, step: int, total: int) -> float:
-    """The learning rate of global step ``step`` (0-based) of ``total``, as a share of the peak.
-
-    "constant" (the original): 1. "cosine": a linear warm-up over the first WARMUP_SHARE of the steps, then a cosine
-    decay to 0 at the last step — short runs settle instead of stopping at full speed. A function of the step alone,
-    so a resumed run uses the same rates.
-    """
-    if schedule == "constant":
-        return 1.0
-    if schedule != "cosine":
-        raise ValueError(f"unknown learning-rate schedule {schedule!r}")
-    warmup = max(1, round(WARMUP_SHARE * total))
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def decoder_trained(path: str) -> bool:

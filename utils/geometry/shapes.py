@@ -13,6 +13,19 @@ import trimesh
 Shape = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+def save_shape(shape: Shape, folder, name: str, extension: str = ".obj") -> Tuple[str, str]:
+    """Write a shape as ``folder/name<extension>`` (vertex and face order kept) and its per-face labels as
+    ``folder/name.seg`` (one integer per line, the PSB/COSEG format); returns both paths."""
+    import os
+
+    vertices, faces, labels = shape
+    mesh_path = os.path.join(str(folder), name + extension)
+    labels_path = os.path.join(str(folder), name + ".seg")
+    trimesh.Trimesh(vertices, faces, process=False).export(mesh_path)
+    np.savetxt(labels_path, labels, fmt="%d")
+    return mesh_path, labels_path
+
+
 def _combine(parts: Sequence[trimesh.Trimesh]) -> Shape:
     vertices, faces, labels, offset = [], [], [], 0
     for label, part in enumerate(parts):
