@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from models.sam_teacher import SAM_TYPES
-from utils.paths import RepoDefault
+from utils.paths import DECODER_CHECKPOINT_FILE, RepoDefault
 
 
 def add_mesh_argument(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +71,7 @@ def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-vertex features from encoder.py")
     parser.add_argument("--save_dir", default=RepoDefault("./experiments/hammer/decoder/"),
                         help="checkpoints and test outputs (created if missing)")
-    parser.add_argument("--model_name", default="decoder_checkpoint.pth", help="checkpoint file name in --save_dir")
+    parser.add_argument("--model_name", default=DECODER_CHECKPOINT_FILE, help="checkpoint file name in --save_dir")
     parser.add_argument("--name", default="hammer", help="cosmetic, as in the original")
     parser.add_argument("--use_attention_q", type=int_flag, default=1, help="1: learnable query map")
     parser.add_argument("--use_attention_k", type=int_flag, default=1, help="1: learnable key maps")

@@ -10,7 +10,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Dict, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -101,6 +101,31 @@ def load_json(path: PathLike, what: str = "file") -> Any:
         raise InputError(f"{what} not found: {name}") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"could not read {what} {name}: {exc}") from None
+
+
+def check_manifest(path: PathLike, expected: Dict[str, Any], has_data: bool, remedy: str,
+                   defaults: Optional[Dict[str, Any]] = None) -> None:
+    """The manifest of a stage's data folder: what its files were made with, so that a rerun never mixes files of two
+    set-ups.
+
+    A new folder gets ``expected`` written as its manifest. A folder with a manifest must agree with ``expected`` on
+    every key (a key it lacks is read as ``defaults[key]``: settings added by a later version, made with their
+    defaults). Files without a manifest (``has_data``), or a disagreement, are an InputError ending in ``remedy``.
+    """
+    expected = json.loads(json.dumps(expected))  # as it reads back (tuples become lists)
+    folder = os.path.dirname(str(path))
+    if not os.path.exists(path):
+        if has_data:
+            raise InputError(f"{folder} holds data without a manifest.json (made by another program?); {remedy}")
+        save_json(expected, path)
+        return
+    found = load_json(path, "data manifest")
+    if not isinstance(found, dict):
+        raise InputError(f"{path} is not a manifest (a JSON object); {remedy}")
+    defaults = json.loads(json.dumps(defaults or {}))
+    for key, value in expected.items():
+        if found.get(key, defaults.get(key)) != value:
+            raise InputError(f"{folder} was made with {key} = {found.get(key)!r}, not {value!r}; {remedy}")
 
 
 def save_ply(path: PathLike, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> None:

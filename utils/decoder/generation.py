@@ -35,7 +35,6 @@ the sampled vertices, ``pool_views.pt`` the pool, ``generation_log.json`` the te
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -59,12 +58,11 @@ from utils.decoder.samples import (
     packed_areas,
     packed_intersections,
 )
-from utils.errors import InputError
 from utils.geometry.camera import Cameras, sample_uniform_views
 from utils.geometry.mesh import Mesh, mesh_signature
 from utils.geometry.raster import rasterize, vertex_pixels, visible_vertices
 from utils.geometry.render import render
-from utils.io import load_json, load_torch, save_json, save_torch
+from utils.io import check_manifest, load_json, load_torch, save_json, save_torch
 from utils.runtime import keyed_generator
 
 SCORE_THRESHOLD = 0.4  # a single-click mask must score this for second clicks to be tried in its view
@@ -114,25 +112,14 @@ class Counters:
 
 
 def _prepare_folder(data: DecoderData, manifest: Dict[str, object], overwrite: bool) -> None:
-    manifest = json.loads(json.dumps(manifest))
     if overwrite and os.path.isdir(data.root):
         for path in (data.samples,):
             shutil.rmtree(path, ignore_errors=True)
         for path in (data.manifest, data.fps, data.pool, data.visibility, data.log):
             if os.path.exists(path):
                 os.remove(path)
-    if os.path.exists(data.manifest):
-        found = load_json(data.manifest, "decoder data manifest")
-        defaults = json.loads(json.dumps(asdict(GenerationSettings())))  # settings added later: older folders
-        for key, value in manifest.items():                               # were made with their defaults
-            if found.get(key, defaults.get(key)) != value:
-                raise InputError(f"{data.root} was made with {key} = {found.get(key)!r}, not {value!r}; pass "
-                                 f"--overwrite 1 to start again, or use another --decoder_data_dir")
-    else:
-        if data.shards():
-            raise InputError(f"{data.root} holds samples without a manifest.json; use --overwrite 1 or another "
-                             f"--decoder_data_dir")
-        save_json(manifest, data.manifest)
+    check_manifest(data.manifest, manifest, has_data=bool(data.shards()), defaults=asdict(GenerationSettings()),
+                   remedy="pass --overwrite 1 to start again, or use another --decoder_data_dir")
 
 
 def generate_decoder_data(mesh: Mesh, teacher: Teacher, root: str, settings: GenerationSettings,

@@ -12,11 +12,10 @@ Stage-1 files, in ``encoder_data_dir`` (the original's names; ``<res>`` = render
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import torch
 from tqdm import tqdm
@@ -27,7 +26,7 @@ from utils.geometry.camera import Cameras, sample_front_views
 from utils.geometry.mesh import Mesh, mesh_signature
 from utils.geometry.raster import Fragments
 from utils.geometry.render import render
-from utils.io import load_json, load_torch, save_json, save_png, save_torch
+from utils.io import check_manifest, load_torch, save_png, save_torch
 
 
 @dataclass(frozen=True)
@@ -83,23 +82,6 @@ class EncoderData:
                              f"({type(exc).__name__}: {exc})") from None
 
 
-def _check_manifest(data: EncoderData, expected: Dict[str, object]) -> None:
-    """Write the manifest of a new data folder, or refuse to mix in views made with another set-up."""
-    expected = json.loads(json.dumps(expected))  # as it reads back (tuples become lists)
-    if not os.path.exists(data.manifest):
-        if data.view_indices():
-            raise InputError(f"{data.root} holds encoder views without a manifest.json (made by another program?); "
-                             f"use another --encoder_data_dir")
-        save_json(expected, data.manifest)
-        return
-    found = load_json(data.manifest, "encoder data manifest")
-    differing = [key for key in expected if found.get(key) != expected[key]]
-    if differing:
-        key = differing[0]
-        raise InputError(f"{data.root} was made with {key} = {found.get(key)!r}, not {expected[key]!r}; use another "
-                         f"--encoder_data_dir or delete it")
-
-
 def generate_views(mesh: Mesh, teacher: Teacher, data_dir: str, n_views: int, *, seed: int, frontview_std: float,
                    settings: ViewSettings, embedding_dtype: torch.dtype = torch.float32, progress: bool = True) -> int:
     """Stage 1: render ``n_views`` Gaussian front views (utils/geometry/camera.py) and store the teacher's embedding of
@@ -112,11 +94,11 @@ def generate_views(mesh: Mesh, teacher: Teacher, data_dir: str, n_views: int, *,
         the number of views encoded by the teacher in this call.
     """
     data = EncoderData(data_dir, settings.res)
-    _check_manifest(data, {
+    check_manifest(data.manifest, {
         "mesh": mesh_signature(mesh), "num_vertices": mesh.num_vertices, "num_faces": mesh.num_faces,
         "teacher": teacher.description, "seed": seed, "frontview_std": frontview_std,
         "embedding_dtype": str(embedding_dtype).replace("torch.", ""), **asdict(settings),
-    })
+    }, has_data=bool(data.view_indices()), remedy="use another --encoder_data_dir or delete it")
     cameras = sample_front_views(n_views, frontview_std, torch.Generator().manual_seed(seed))
     cameras = Cameras(cameras.elev, cameras.azim, settings.radius)
     encoded = 0
