@@ -20,7 +20,7 @@ from utils.errors import run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from models.sam_teacher import SAM_TYPES
+    from models.build_teacher import TEACHER_MODELS
     from utils.pipeline.budgets import ALIASES, BUDGETS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="label teacher: a part under both a positive and a negative click is split between them "
                              "(default) or kept whole (ignore)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
-    parser.add_argument("--SAM", default="vit_h", choices=SAM_TYPES, help="SAM model for --teacher sam")
+    parser.add_argument("--SAM", default="vit_h", choices=TEACHER_MODELS, help="SAM model for --teacher sam")
     parser.add_argument("--sam_checkpoint", default=None, help="SAM checkpoint (default: SAM_repo/model_checkpoints/)")
     parser.add_argument("--keep_stage_data", action="store_true",
                         help="keep encoder views and decoder samples (default: deleted once used, to save disk)")

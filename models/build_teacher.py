@@ -8,7 +8,8 @@ from typing import Optional
 import torch
 
 from models.label_teacher import LabelTeacher
-from models.sam_teacher import SamTeacher
+from models.sam2_teacher import SAM2_RELEASES, Sam2Teacher
+from models.sam_teacher import SAM_TYPES, SamTeacher
 from models.teacher import Teacher
 from utils.errors import InputError
 from utils.geometry.mesh import Mesh
@@ -31,5 +32,18 @@ def build_teacher(kind: str, mesh: Mesh, device: torch.device, sam_type: str = "
         return LabelTeacher(torch.from_numpy(face_labels), f"label {os.path.basename(labels)} ({digest})",
                             split_parts)
     if kind == "sam":
-        return SamTeacher.build(sam_type, sam_checkpoint, device, seed)
+        return build_sam_teacher(sam_type, sam_checkpoint, device, seed)
     raise InputError(f"unknown teacher {kind!r} (choose sam or label)")
+
+
+#: every ``--SAM`` name: segment-anything's (vit_h, vit_l, vit_b, tiny) and the SAM 2 family's (transformers)
+TEACHER_MODELS = SAM_TYPES + tuple(SAM2_RELEASES)
+
+
+def build_sam_teacher(sam_type: str, checkpoint: Optional[str] = None, device: torch.device = torch.device("cpu"),
+                      seed: int = 0) -> Teacher:
+    """``--SAM`` + ``--sam_checkpoint`` → a teacher: segment-anything for vit_h|vit_l|vit_b|tiny (as the original),
+    transformers for the SAM 2 family (imported only then)."""
+    if sam_type in SAM2_RELEASES:
+        return Sam2Teacher.build(sam_type, checkpoint, device)
+    return SamTeacher.build(sam_type, checkpoint, device, seed)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from models.sam_teacher import SAM_TYPES
+from models.build_teacher import TEACHER_MODELS
 from utils.paths import DECODER_CHECKPOINT_FILE, RepoDefault
 
 
@@ -23,10 +23,13 @@ def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", default="sam", choices=["sam", "label"],
                         help="2D teacher: sam (Segment Anything, default) or label (perfect masks from per-face "
                              "ground-truth labels given by --labels; for tests and evaluation)")
-    parser.add_argument("--SAM", default="vit_h", choices=SAM_TYPES,
-                        help="SAM model (default vit_h as the original); tiny = random weights, for smoke tests only")
+    parser.add_argument("--SAM", default="vit_h", choices=TEACHER_MODELS,
+                        help="2D segmenter: vit_h (default, as the original), vit_l, vit_b (segment-anything); "
+                             "sam2.1_hiera_tiny|small|base_plus|large, edgetam (the SAM 2 family, via transformers); "
+                             "tiny = random weights, for smoke tests only")
     parser.add_argument("--sam_checkpoint", default=None,
-                        help="SAM checkpoint file (default: SAM_repo/model_checkpoints/<official file name>)")
+                        help="its released checkpoint: a file (segment-anything) or a Hugging Face folder (SAM 2 "
+                             "family); default: SAM_repo/model_checkpoints/<released name>")
     parser.add_argument("--labels", default=None, help="per-face labels (.seg or .npy) for --teacher label")
 
 

@@ -82,9 +82,9 @@ class EvaluationRun:
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
         self._sam = None
         if args.teacher == "sam":
-            from models.sam_teacher import SamTeacher
+            from models.build_teacher import build_sam_teacher
 
-            self._sam = SamTeacher.build(args.sam_type, args.sam_checkpoint, self.device, args.seed)
+            self._sam = build_sam_teacher(args.sam_type, args.sam_checkpoint, self.device, args.seed)
 
     def record_path(self, entry: LabelledMesh) -> str:
         tag = f"{self.teacher_tag}_{self.run_tag}"
