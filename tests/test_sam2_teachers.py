@@ -10,16 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("transformers")
-
-import data_generation  # noqa: E402
-import decoder  # noqa: E402
-import encoder  # noqa: E402
-from models.build_teacher import build_sam_teacher  # noqa: E402
-from models.sam2_teacher import SAM2_RELEASES, Sam2Teacher, default_processor, load_sam2, model_class, released_config  # noqa: E402
-from models.teacher import TeacherView  # noqa: E402
-from utils.errors import InputError  # noqa: E402
-from utils.geometry.shapes import save_shape, two_boxes  # noqa: E402
+import data_generation
+import decoder
+import encoder
+from models.build_teacher import build_sam_teacher
+from models.sam2_teacher import SAM2_RELEASES, Sam2Teacher, default_processor, load_sam2, model_class, released_config
+from models.teacher import TeacherView
+from utils.errors import InputError
+from utils.geometry.shapes import save_shape, two_boxes
 
 NARROW_HIERA = dict(hidden_size=8, blocks_per_stage=[1, 1, 2, 1], global_attention_blocks=[3])  # same classes
 FAMILIES = ["sam2.1_hiera_tiny", "edgetam"]
