@@ -9,6 +9,7 @@ import torch
 
 from models.label_teacher import LabelTeacher
 from models.sam2_teacher import SAM2_RELEASES, Sam2Teacher
+from models.sam_hq_teacher import SAM_HQ_FILES, SamHqTeacher
 from models.sam_teacher import SAM_TYPES, SamTeacher
 from models.teacher import Teacher
 from utils.errors import InputError
@@ -36,14 +37,17 @@ def build_teacher(kind: str, mesh: Mesh, device: torch.device, sam_type: str = "
     raise InputError(f"unknown teacher {kind!r} (choose sam or label)")
 
 
-#: every ``--SAM`` name: segment-anything's (vit_h, vit_l, vit_b, tiny) and the SAM 2 family's (transformers)
-TEACHER_MODELS = SAM_TYPES + tuple(SAM2_RELEASES)
+#: every ``--SAM`` name: segment-anything's (vit_h, vit_l, vit_b, tiny), HQ-SAM's (segment-anything-hq) and the SAM 2
+#: family's (transformers)
+TEACHER_MODELS = SAM_TYPES + tuple(SAM_HQ_FILES) + tuple(SAM2_RELEASES)
 
 
 def build_sam_teacher(sam_type: str, checkpoint: Optional[str] = None, device: torch.device = torch.device("cpu"),
                       seed: int = 0) -> Teacher:
     """``--SAM`` + ``--sam_checkpoint`` → a teacher: segment-anything for vit_h|vit_l|vit_b|tiny (as the original),
-    transformers for the SAM 2 family (imported only then)."""
+    segment-anything-hq for HQ-SAM, transformers for the SAM 2 family (each package imported only when used)."""
     if sam_type in SAM2_RELEASES:
         return Sam2Teacher.build(sam_type, checkpoint, device)
+    if sam_type in SAM_HQ_FILES:
+        return SamHqTeacher.build(sam_type, checkpoint, device)
     return SamTeacher.build(sam_type, checkpoint, device, seed)

@@ -120,9 +120,13 @@ class SamTeacher(Teacher):
         image = view.image.detach().cpu().numpy()
         self.predictor.set_image(image, image_format="RGB")
         encoded = EncodedView(self.predictor.features, tuple(image.shape[:2]),
-                              {"input_size": self.predictor.input_size})
+                              {"input_size": self.predictor.input_size, **self._encoder_extras()})
         self.predictor.reset_image()
         return encoded
+
+    def _encoder_extras(self) -> dict:
+        """What prompts on a view need from its encoding besides the embedding (SAM: nothing)."""
+        return {}
 
     @torch.no_grad()
     def predict(self, encoded: EncodedView, points: torch.Tensor, labels: torch.Tensor,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from models.label_teacher import CODE_NORM, LabelTeacher, label_code, pool_to_embedding_grid
+from models.sam_hq_teacher import SamHqTeacher, build_sam_hq
 from models.sam_teacher import DOWNLOAD_URL, SamTeacher, build_tiny_sam, load_sam
 from models.teacher import TeacherView
 from utils.encoder.views import ViewSettings, render_teacher_view
@@ -19,9 +20,13 @@ SAM_MEAN = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
 SAM_STD = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
 
 
-@pytest.fixture(scope="module")
-def tiny_teacher():
-    return SamTeacher(build_tiny_sam(seed=0), "sam tiny")
+@pytest.fixture(scope="module", params=["sam", "sam_hq"])
+def tiny_teacher(request):
+    """segment-anything's tiny SAM, and HQ-SAM's light vit_tiny (random weights): the same guards for both."""
+    if request.param == "sam":
+        return SamTeacher(build_tiny_sam(seed=0), "sam tiny")
+    torch.manual_seed(0)
+    return SamHqTeacher(build_sam_hq("sam_hq_vit_tiny"), "sam_hq_vit_tiny (random weights)")
 
 
 def blank_view(size=224):

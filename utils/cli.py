@@ -25,8 +25,8 @@ def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
                              "ground-truth labels given by --labels; for tests and evaluation)")
     parser.add_argument("--SAM", default="vit_h", choices=TEACHER_MODELS,
                         help="2D segmenter: vit_h (default, as the original), vit_l, vit_b (segment-anything); "
-                             "sam2.1_hiera_tiny|small|base_plus|large, edgetam (the SAM 2 family, via transformers); "
-                             "tiny = random weights, for smoke tests only")
+                             "sam_hq_vit_tiny|b|l|h (HQ-SAM); sam2.1_hiera_tiny|small|base_plus|large, edgetam (the "
+                             "SAM 2 family, via transformers); tiny = random weights, for smoke tests only")
     parser.add_argument("--sam_checkpoint", default=None,
                         help="its released checkpoint: a file (segment-anything) or a Hugging Face folder (SAM 2 "
                              "family); default: SAM_repo/model_checkpoints/<released name>")

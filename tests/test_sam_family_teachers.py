@@ -1,7 +1,9 @@
-"""The SAM 2 family as teachers (transformers): for SAM 2.1 (a narrow Hiera of the released classes) and EdgeTAM (the
-released architecture), random weights saved in the Hugging Face format are found under SAM_repo/model_checkpoints/
-and loaded through the real path; the render reaches the model upright and in RGB, a click reaches the prompt encoder
-at its pixel in the 1024 frame, masks come back indexed like the view; and the whole pipeline runs on them."""
+"""The SAM family beyond segment-anything as teachers. SAM 2 (transformers): for SAM 2.1 (a narrow Hiera of the
+released classes) and EdgeTAM (the released architecture), random weights saved in the Hugging Face format are found
+under SAM_repo/model_checkpoints/ and loaded through the real path; the render reaches the model upright and in RGB,
+a click reaches the prompt encoder at its pixel in the 1024 frame, masks come back indexed like the view. HQ-SAM
+(segment-anything-hq): the light vit_tiny release's architecture, saved as its release is, found and loaded (its
+image, click and mask guards run with segment-anything's in test_teachers.py). And the whole pipeline runs on each."""
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ import decoder
 import encoder
 from models.build_teacher import build_sam_teacher
 from models.sam2_teacher import SAM2_RELEASES, Sam2Teacher, default_processor, load_sam2, model_class, released_config
+from models.sam_hq_teacher import SAM_HQ_FILES, SAM_HQ_SOURCE, build_sam_hq
 from models.teacher import TeacherView
 from utils.errors import InputError
 from utils.geometry.shapes import save_shape, two_boxes
@@ -29,6 +32,10 @@ IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 def released(tmp_path_factory):
     """A stand-in repository root whose SAM_repo/model_checkpoints/ holds each family's release (random weights)."""
     root = tmp_path_factory.mktemp("repository")
+    torch.manual_seed(0)
+    (root / "SAM_repo" / "model_checkpoints").mkdir(parents=True)
+    torch.save(build_sam_hq("sam_hq_vit_tiny").state_dict(),
+               root / "SAM_repo" / "model_checkpoints" / SAM_HQ_FILES["sam_hq_vit_tiny"])
     for name in FAMILIES:
         torch.manual_seed(0)
         overrides = NARROW_HIERA if name.startswith("sam2") else {}
@@ -61,6 +68,23 @@ def test_a_release_is_found_under_its_name_and_loaded_with_its_weights(name, rel
     saved = load_file(str(folder / "model.safetensors"))
     loaded = teacher.model.state_dict()
     assert saved and all(torch.equal(loaded[key], value) for key, value in saved.items() if key in loaded)
+
+
+def test_the_light_hq_sam_release_is_found_under_its_name_and_loaded(released, monkeypatch):
+    monkeypatch.setattr("utils.paths.REPO_ROOT", str(released))
+    monkeypatch.chdir(released / "SAM_repo")
+    teacher = build_sam_teacher("sam_hq_vit_tiny")
+    assert "sam_hq_vit_tiny.pth" in teacher.description
+    saved = torch.load(released / "SAM_repo" / "model_checkpoints" / "sam_hq_vit_tiny.pth", weights_only=True)
+    loaded = teacher.predictor.model.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in saved.items())
+    monkeypatch.setattr("utils.paths.REPO_ROOT", str(released / "elsewhere"))
+    with pytest.raises(InputError) as error:
+        build_sam_teacher("sam_hq_vit_b")
+    assert os.path.join("SAM_repo", "model_checkpoints", "sam_hq_vit_b.pth") in str(error.value)
+    assert SAM_HQ_SOURCE + "sam_hq_vit_b.pth" in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(InputError, match="does not fit sam_hq_vit_b"):
+        build_sam_teacher("sam_hq_vit_b", str(released / "SAM_repo" / "model_checkpoints" / "sam_hq_vit_tiny.pth"))
 
 
 def test_missing_or_unsafe_releases_are_one_line_errors(tmp_path, released, monkeypatch):
@@ -157,11 +181,11 @@ def test_prompts_are_batched_and_take_a_mask_input_each(teacher):
     assert not torch.equal(again.low_res_logits[0], again.low_res_logits[2])  # each prompt's own mask input
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", FAMILIES + ["sam_hq_vit_tiny"])
 def test_the_pipeline_runs_on_the_family(name, released, tmp_path):
     """encoder.py → data_generation.py → decoder.py with --SAM <name> on two boxes (a tiny budget)."""
     mesh_path, _ = save_shape(two_boxes(subdivisions=1), tmp_path, "boxes")
-    folder = str(released / "SAM_repo" / "model_checkpoints" / SAM2_RELEASES[name].folder)
+    folder = str(released / "SAM_repo" / "model_checkpoints" / (SAM_HQ_FILES.get(name) or SAM2_RELEASES[name].folder))
     common = ["--obj_path", mesh_path, "--device", "cpu", "--SAM", name, "--sam_checkpoint", folder]
     encoder.main(common + ["--encoder_data_dir", str(tmp_path / "ed"), "--encoder_model_dir", str(tmp_path / "em"),
                            "--generate_random_views", "1", "--n_views", "3", "--start_training", "1", "--num_epochs",
