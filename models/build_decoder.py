@@ -16,7 +16,7 @@ from models.decoder_head import DecoderHead
 from models.decoder_predictor import DecoderPredictor
 from models.interactive_attention import InteractiveAttention
 from utils.errors import InputError
-from utils.io import load_torch
+from utils.io import load_torch, mismatch_detail
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,8 @@ def load_decoder(path: str, settings: DecoderSettings, device: torch.device = to
             state = {name.removeprefix("module."): value for name, value in checkpoint[key].items()}
             module.load_state_dict(state)
     except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
-        lines = str(exc).strip().splitlines()
-        detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
-        raise InputError(f"decoder checkpoint {path} does not fit --depth {settings.depth}: {detail}") from None
+        raise InputError(f"decoder checkpoint {path} does not fit --depth {settings.depth}: {mismatch_detail(exc)}"
+                         ) from None
     return attention.to(device), head.to(device)
 
 

@@ -19,7 +19,7 @@ import torch
 from models.feature_field import FOURIER_KEY, FourierFeatures, MeshFeatureField
 from utils.errors import InputError
 from utils.geometry.mesh import Mesh
-from utils.io import load_torch
+from utils.io import load_torch, mismatch_detail
 from utils.paths import ENCODER_CHECKPOINT_FILE
 from utils.runtime import seed_everything
 
@@ -63,10 +63,8 @@ def load_feature_field(model_dir: str, field: FieldSettings, seed: int,
     try:
         load_feature_field_state(model, checkpoint["encoder_state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:
-        detail = str(exc).strip().splitlines()
         raise InputError(f"encoder checkpoint {path} does not fit --depth {field.depth} --width {field.width} "
-                         f"--n_classes {field.n_classes}: {detail[1].strip() if len(detail) > 1 else detail[0]}"
-                         ) from None
+                         f"--n_classes {field.n_classes}: {mismatch_detail(exc)}") from None
     return model.to(device)
 
 

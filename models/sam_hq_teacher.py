@@ -22,7 +22,7 @@ import torch
 from models.sam_teacher import SamTeacher
 from models.teacher import EncodedView, MaskPrediction
 from utils.errors import InputError
-from utils.io import load_torch
+from utils.io import load_state_dict_into
 from utils.paths import CHECKPOINT_DIR, repo_path
 
 SAM_HQ_FILES = {
@@ -59,16 +59,8 @@ def load_sam_hq(name: str, checkpoint: Optional[str] = None):
     if not os.path.isfile(path):
         raise InputError(f"{name} checkpoint not found: {path} — download {SAM_HQ_SOURCE}{file_name} into "
                          f"{os.path.dirname(path) or '.'}/ or pass --sam_checkpoint PATH")
-    state = load_torch(path, f"{name} checkpoint")
-    if not isinstance(state, dict):
-        raise InputError(f"{name} checkpoint {path} does not hold a state dict")
     sam = build_sam_hq(name)
-    try:
-        sam.load_state_dict(state)
-    except RuntimeError as exc:
-        lines = str(exc).strip().splitlines()
-        detail = lines[1].strip() if len(lines) > 1 else lines[0]
-        raise InputError(f"{name} checkpoint {path} does not fit {name}: {detail}") from None
+    load_state_dict_into(sam, path, f"{name} checkpoint", name)
     return sam.eval(), path
 
 

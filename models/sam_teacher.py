@@ -23,7 +23,7 @@ from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncode
 
 from models.teacher import EncodedView, MaskPrediction, Teacher, TeacherView
 from utils.errors import InputError
-from utils.io import load_torch
+from utils.io import load_state_dict_into
 from utils.paths import CHECKPOINT_DIR, repo_path
 
 CHECKPOINT_FILES = {
@@ -80,16 +80,8 @@ def load_sam(model_type: str, checkpoint: Optional[str] = None) -> Sam:
     if model_type not in CHECKPOINT_FILES:
         raise InputError(f"unknown SAM model {model_type!r} (choose one of {', '.join(SAM_TYPES)})")
     path = sam_checkpoint_path(model_type, checkpoint)
-    state = load_torch(path, "SAM checkpoint")
-    if not isinstance(state, dict):
-        raise InputError(f"SAM checkpoint {path} does not hold a state dict")
     sam = sam_model_registry[model_type](checkpoint=None)
-    try:
-        sam.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = first[1].strip() if len(first) > 1 else first[0]
-        raise InputError(f"SAM checkpoint {path} does not fit SAM {model_type}: {detail}") from None
+    load_state_dict_into(sam, path, "SAM checkpoint", f"SAM {model_type}")
     return sam.eval()
 
 

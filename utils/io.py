@@ -91,6 +91,24 @@ def load_torch(path: PathLike, what: str = "checkpoint", map_location: Union[str
         raise InputError(f"could not read {what} {name}: {reason}") from None
 
 
+def mismatch_detail(exc: BaseException) -> str:
+    """The first line worth showing of a ``load_state_dict`` error (the line after its headline, when there is one)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+    return lines[1] if len(lines) > 1 else lines[0]
+
+
+def load_state_dict_into(model: torch.nn.Module, path: PathLike, what: str, fits: str) -> None:
+    """Load the state dict saved in ``path`` (``weights_only=True``) into ``model``; a file that does not hold one, or
+    whose shapes do not fit, is an InputError: ``<what> <path> does not fit <fits>: <first mismatch>``."""
+    state = load_torch(path, what)
+    if not isinstance(state, dict):
+        raise InputError(f"{what} {path} does not hold a state dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InputError(f"{what} {path} does not fit {fits}: {mismatch_detail(exc)}") from None
+
+
 def load_json(path: PathLike, what: str = "file") -> Any:
     """Read JSON; missing or corrupt → InputError."""
     name = str(path)
