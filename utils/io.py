@@ -65,10 +65,11 @@ def save_png(image: Union[np.ndarray, torch.Tensor], path: PathLike) -> None:
 
 
 def save_json(obj: Any, path: PathLike) -> None:
-    """Write JSON (indented, UTF-8), atomically."""
+    """Write strict JSON (indented, UTF-8), atomically: a NaN or infinity is a ValueError (a bug: missing values
+    are None, written ``null``), never the ``NaN`` that strict parsers — JavaScript, jq — refuse."""
     with atomic_path(path) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, indent=2, sort_keys=True)
+            json.dump(obj, handle, indent=2, sort_keys=True, allow_nan=False)
             handle.write("\n")
 
 

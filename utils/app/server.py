@@ -47,7 +47,7 @@ def _inside(root: str, relative: str) -> Optional[str]:
 
 def make_handler(session: InteractiveSession, quiet: bool = True) -> type:
     lock = threading.Lock()
-    mesh_json = json.dumps(session.mesh_payload()).encode()
+    mesh_json = json.dumps(session.mesh_payload(), allow_nan=False).encode()
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "iSeg"
@@ -65,7 +65,7 @@ def make_handler(session: InteractiveSession, quiet: bool = True) -> type:
             self.wfile.write(body)
 
         def _json(self, status: int, payload: object) -> None:
-            self._send(status, json.dumps(payload).encode(), "application/json")
+            self._send(status, json.dumps(payload, allow_nan=False).encode(), "application/json")
 
         def _file(self, path: Optional[str]) -> None:
             if path is None:

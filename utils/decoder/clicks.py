@@ -50,7 +50,7 @@ def parse_click(token: str) -> Tuple[int, bool]:
     text = str(token).strip().lower()
     positive = not (text.startswith("-") or text.startswith("n"))
     digits = text.lstrip("+-pn")
-    if not digits.isdigit() or len(text) - len(digits) > 1:
+    if not (digits.isascii() and digits.isdigit()) or len(text) - len(digits) > 1:
         raise InputError(f"bad click {token!r}: use a vertex index (5141), a negative one (-10795), or p<i> / n<i>")
     return int(digits), positive
 

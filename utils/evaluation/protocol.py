@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -107,16 +107,17 @@ class IsegSegmenter:
         return face_prediction(probability.cpu().numpy(), self.faces)
 
 
-def human_ceiling(target: np.ndarray, other_annotations: Sequence[np.ndarray], areas: np.ndarray) -> float:
+def human_ceiling(target: np.ndarray, other_annotations: Sequence[np.ndarray], areas: np.ndarray
+                  ) -> Optional[float]:
     """Mean over other annotators of the best area IoU that any one of their segments reaches with ``target``.
 
     Args:
         target: (F,) bool; other_annotations: (F,) int labels of each other annotator; areas: (F,).
     Returns:
-        nan when there is no other annotator.
+        None when there is no other annotator (JSON ``null``: a missing value, not a number).
     """
     if not other_annotations:
-        return float("nan")
+        return None
     best = [max(area_iou(labels == value, target, areas) for value in np.unique(labels[target]))
             for labels in other_annotations]
     return float(np.mean(best))

@@ -53,6 +53,16 @@ class EvaluationSettings:
     device: str = "auto"
 
 
+def without_nan_ceilings(record: Dict) -> Dict:
+    """A mesh record as written before missing human ceilings were ``null`` (they were NaN, which strict JSON
+    parsers refuse): the NaN ones become None."""
+    for target in record.get("targets", []):
+        value = target.get("human_ceiling")
+        if isinstance(value, float) and value != value:
+            target["human_ceiling"] = None
+    return record
+
+
 class EvaluationRun:
     """One evaluation (``evaluate.py``) over a collection."""
 
@@ -97,7 +107,7 @@ class EvaluationRun:
             bar.set_postfix(mesh=entry.mesh_id)
             path = self.record_path(entry)
             if os.path.exists(path):
-                records.append(load_json(path, "mesh evaluation record"))
+                records.append(without_nan_ceilings(load_json(path, "mesh evaluation record")))
                 continue
             try:
                 record = self.evaluate_mesh(entry)

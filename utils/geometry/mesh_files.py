@@ -111,8 +111,18 @@ def _quote(text: str) -> str:
 
 
 def _read_text(path: str) -> str:
-    """The file decoded as UTF-8 (undecodable bytes replaced: they can only end up in an error message)."""
-    return Path(path).read_bytes().decode("utf-8", errors="replace")
+    """The file decoded as UTF-8 (undecodable bytes replaced: they can only end up in an error message), without
+    a leading byte-order mark (Windows editors write one; it would glue itself to the first token). Line ends: any
+    of LF, CRLF, CR (``str.splitlines``)."""
+    return Path(path).read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff")
+
+
+def _number(token: str, kind=int):
+    """``int(token)`` or ``float(token)`` of an ASCII number only: Python also reads other scripts' digits ("٣"),
+    which no mesh or label file means; anything else is a ValueError."""
+    if not token.isascii():
+        raise ValueError(f"not a number: {token!r}")
+    return kind(token)
 
 
 def _xyz(tokens: Sequence[str], line: int) -> List[float]:
@@ -120,7 +130,7 @@ def _xyz(tokens: Sequence[str], line: int) -> List[float]:
     if len(tokens) < 3:
         raise ValueError(f"line {line}: a vertex needs 3 coordinates, got {len(tokens)}")
     try:
-        return [float(token) for token in tokens[:3]]
+        return [_number(token, float) for token in tokens[:3]]
     except ValueError:
         raise ValueError(f"line {line}: bad vertex coordinates {_quote(' '.join(tokens[:3]))}") from None
 
@@ -164,7 +174,7 @@ def _read_obj(path: str) -> MeshArrays:
 def _obj_index(token: str, num_defined: int, line: int) -> int:
     """0-based vertex index of an OBJ face reference (``v``, ``v/vt``, ``v//vn``, ``v/vt/vn``; negative = relative)."""
     try:
-        value = int(token.split("/", 1)[0])
+        value = _number(token.split("/", 1)[0])
     except ValueError:
         raise ValueError(f"line {line}: bad vertex reference {_quote(token)}") from None
     if value > 0:
@@ -186,7 +196,7 @@ def _read_off(path: str) -> MeshArrays:
     counts = ([header.group(1)] if header.group(1) else []) + lines[records.pop(0)].split()[1:]
     if not counts and records:
         counts = lines[records.pop(0)].split()
-    if len(counts) < 2 or not all(count.isdigit() for count in counts[:2]):
+    if len(counts) < 2 or not all(count.isascii() and count.isdigit() for count in counts[:2]):
         raise ValueError(f"bad vertex and face counts {_quote(' '.join(counts))}")
     num_vertices, num_faces = int(counts[0]), int(counts[1])
     if len(records) < num_vertices + num_faces:
@@ -209,8 +219,8 @@ def _read_off(path: str) -> MeshArrays:
 def _off_polygon(tokens: Sequence[str], line: int) -> List[int]:
     """The vertex indices of an OFF face record ``n i1 ... in [colour]``."""
     try:
-        size = int(tokens[0])
-        indices = [int(token) for token in tokens[1:size + 1]]
+        size = _number(tokens[0])
+        indices = [_number(token) for token in tokens[1:size + 1]]
     except ValueError:
         raise ValueError(f"line {line}: bad face {_quote(' '.join(tokens))}") from None
     if size < 3:
@@ -273,7 +283,7 @@ def _ply_header(data: bytes) -> Tuple[List[_PlyElement], str, int]:
             continue
         if tokens[0] == "format" and len(tokens) == 3 and tokens[1] in _PLY_FORMATS:
             byte_order = _PLY_FORMATS[tokens[1]]
-        elif tokens[0] == "element" and len(tokens) == 3 and tokens[2].isdigit():
+        elif tokens[0] == "element" and len(tokens) == 3 and tokens[2].isascii() and tokens[2].isdigit():
             elements.append(_PlyElement(tokens[1], int(tokens[2]), []))
         elif tokens[0] == "property" and elements and len(tokens) in (3, 5):
             elements[-1].properties.append(_ply_property(tokens))
@@ -429,11 +439,11 @@ def _read_seg(path: str) -> np.ndarray:
 def _label(text: str, where: str) -> int:
     """The integer written in ``text`` (``3`` or ``3.0``), or InputError naming ``where``."""
     try:
-        return int(text)
+        return _number(text)
     except ValueError:
         pass
     try:
-        value = float(text)
+        value = _number(text, float)
     except ValueError:
         raise InputError(f"{where}: expected one integer, got {_quote(text)}") from None
     if not value.is_integer():

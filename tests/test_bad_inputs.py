@@ -1,0 +1,79 @@
+"""Hardening, one case per class of bad input or state (more classes join as they are fixed)."""
+import json
+import math
+
+import pytest
+
+from utils.io import save_json
+
+
+def strict_load(path):
+    """Parse JSON as strict parsers (JavaScript, jq) do: NaN and Infinity are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle, parse_constant=refuse)
+
+
+def test_every_json_the_project_writes_is_strict(tmp_path):
+    save_json({"value": 0.5, "missing": None}, tmp_path / "ok.json")
+    assert strict_load(tmp_path / "ok.json") == {"value": 0.5, "missing": None}
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError):
+            save_json({"value": bad}, tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()  # nothing half-written either
+
+
+def test_an_evaluation_without_other_annotators_writes_null_ceilings(tmp_path):
+    """COSEG has one annotator: the human ceiling is missing, and results.json says null (it said NaN)."""
+    import evaluate
+    from test_evaluation import make_coseg
+
+    make_coseg(tmp_path / "coseg")
+    evaluate.main(["--data", str(tmp_path / "coseg"), "--out", str(tmp_path / "out"), "--device", "cpu",
+                   "--methods", "random_walk"])
+    results = strict_load(tmp_path / "out" / "results.json")
+    targets = [t for mesh in results["meshes"] for t in mesh["targets"]]
+    assert targets and all(t["human_ceiling"] is None for t in targets)
+
+
+def test_records_written_with_nan_ceilings_are_read_as_missing(tmp_path):
+    from utils.evaluation.run import without_nan_ceilings
+
+    record = json.loads('{"targets": [{"human_ceiling": NaN}, {"human_ceiling": 0.7}]}')  # as written before
+    assert [t["human_ceiling"] for t in without_nan_ceilings(record)["targets"]] == [None, 0.7]
+
+
+OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\n"
+
+
+@pytest.mark.parametrize("prefix, newline", [("\ufeff", "\n"), ("", "\r\n"), ("\ufeff", "\r\n")])
+def test_text_files_with_a_byte_order_mark_or_crlf_read_as_plain_ones(tmp_path, prefix, newline):
+    from utils.geometry.mesh_files import load_face_labels, load_mesh
+
+    plain = load_mesh(_write(tmp_path / "plain.obj", OBJ))
+    other = load_mesh(_write(tmp_path / "other.obj", prefix + OBJ.replace("\n", newline)))
+    assert other.num_vertices == 4 and (other.vertices == plain.vertices).all()  # the first vertex is kept
+    labels = load_face_labels(_write(tmp_path / "l.seg", prefix + newline.join(["3", "4"]) + newline), 2)
+    assert labels.tolist() == [3, 4]
+
+
+def _write(path, text):
+    path.write_bytes(text.encode("utf-8"))
+    return str(path)
+
+
+@pytest.mark.parametrize("token", ["\u0663", "\u00b2", "p\u0663", "-\u0661\u0660"])
+def test_clicks_and_vertex_ids_are_ascii_integers(tmp_path, token):
+    from utils.decoder.clicks import parse_clicks
+    from utils.errors import InputError
+    from utils.geometry.mesh_files import load_mesh
+
+    with pytest.raises(InputError, match="bad click") as error:
+        parse_clicks([token], 100)
+    assert "\n" not in str(error.value)
+    digit = token.lstrip("p-")
+    with pytest.raises(InputError, match="could not read mesh") as error:  # "٣" was read as vertex 3
+        load_mesh(_write(tmp_path / "m.obj", OBJ.replace("f 1 2 3", f"f 1 2 {digit}")))
+    assert "\n" not in str(error.value)
