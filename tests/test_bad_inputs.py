@@ -28,9 +28,13 @@ def test_every_json_the_project_writes_is_strict(tmp_path):
 def test_an_evaluation_without_other_annotators_writes_null_ceilings(tmp_path):
     """COSEG has one annotator: the human ceiling is missing, and results.json says null (it said NaN)."""
     import evaluate
-    from test_evaluation import make_coseg
+    from utils.geometry.shapes import save_shape, two_boxes
 
-    make_coseg(tmp_path / "coseg")
+    (tmp_path / "coseg" / "shapes").mkdir(parents=True)
+    (tmp_path / "coseg" / "gt").mkdir()
+    vertices, faces, labels = two_boxes(subdivisions=1)
+    save_shape((vertices, faces, labels + 1), tmp_path / "coseg" / "shapes", "7", ".off")  # COSEG counts from 1
+    (tmp_path / "coseg" / "shapes" / "7.seg").rename(tmp_path / "coseg" / "gt" / "7.seg")
     evaluate.main(["--data", str(tmp_path / "coseg"), "--out", str(tmp_path / "out"), "--device", "cpu",
                    "--methods", "random_walk"])
     results = strict_load(tmp_path / "out" / "results.json")
