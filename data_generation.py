@@ -49,6 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="views drawn once and shared by all clicks (each encoded once); 0 = a view per click")
     parser.add_argument("--mask_select", default="first", choices=["first", "best"],
                         help="which of the teacher's 3 masks to keep: first (the original) or best-scoring")
+    parser.add_argument("--second_clicks", type=int, default=5,
+                        help="second-click candidates tried per (click, view) and kind (the original: 5; fewer: fewer "
+                             "teacher prompts)")
+    parser.add_argument("--refinement_steps", type=int, default=6,
+                        help="predictions of each second click's refinement chain (the original: 6; the label teacher "
+                             "needs 1)")
     add_other_side_click_arguments(parser)
     add_teacher_arguments(parser)
     add_device_argument(parser)
@@ -60,6 +66,8 @@ def validate(args: argparse.Namespace) -> None:
         (0 < args.percentage <= 1, f"--percentage must be in (0, 1], got {args.percentage}"),
         (args.n_views >= 1, f"--n_views must be >= 1, got {args.n_views}"),
         (args.view_pool >= 0, f"--view_pool must be >= 0, got {args.view_pool}"),
+        (args.second_clicks >= 1, f"--second_clicks must be >= 1, got {args.second_clicks}"),
+        (args.refinement_steps >= 1, f"--refinement_steps must be >= 1, got {args.refinement_steps}"),
         (args.render_res >= 16, f"--render_res must be >= 16, got {args.render_res}"),
         (args.radius > 1, f"--radius must be > 1 (the mesh fills the unit ball), got {args.radius}"),
         (args.single_click or args.second_positive or args.second_negative,
@@ -83,7 +91,8 @@ def main(argv=None) -> None:
     settings = GenerationSettings(args.seed, args.percentage, args.n_views, args.view_pool, args.render_res,
                                   args.radius, tuple(args.background), args.mask_select,
                                   negative_outside=bool(args.negative_outside),
-                                  positive_inside=bool(args.positive_inside))
+                                  positive_inside=bool(args.positive_inside), second_clicks=args.second_clicks,
+                                  refinement_steps=args.refinement_steps)
     kinds = [kind for kind, on in ((KIND_SINGLE, args.single_click), (KIND_POSITIVE, args.second_positive),
                                    (KIND_NEGATIVE, args.second_negative)) if on]
     counters = generate_decoder_data(mesh, teacher, args.decoder_data_dir, settings, kinds, bool(args.overwrite))

@@ -15,7 +15,7 @@ Writes to --out: results.json (every mesh, target and click), summary.md, iou_vs
 """
 import argparse
 
-from utils.cli import add_device_argument, add_other_side_click_arguments, require
+from utils.cli import add_device_argument, add_other_side_click_arguments, int_flag, require
 from utils.errors import run_cli
 
 
@@ -46,6 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--same_part_negative", default="split", choices=["split", "ignore"],
                         help="label teacher: a part under both a positive and a negative click is split between them "
                              "(default) or kept whole (ignore)")
+    parser.add_argument("--segmenter_rules", type=int_flag, default=0,
+                        help="1: label teacher: make the decoder data by the rules a SAM-family teacher gets from the "
+                             "profile (quick: fewer second clicks, views and refinement steps), to measure what "
+                             "they cost")
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
     parser.add_argument("--SAM", default="vit_h", choices=TEACHER_MODELS, help="SAM model for --teacher sam")
     parser.add_argument("--sam_checkpoint", default=None, help="SAM checkpoint (default: SAM_repo/model_checkpoints/)")
@@ -70,8 +74,8 @@ def main(argv=None) -> None:
         annotator=args.annotator, methods=tuple(args.methods), negative_outside=bool(args.negative_outside),
         positive_inside=bool(args.positive_inside), decoder_samples=args.decoder_samples,
         decoder_pixels=args.decoder_pixels, same_part_negative=args.same_part_negative, seed=args.seed,
-        sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint, keep_stage_data=args.keep_stage_data,
-        device=args.device))
+        segmenter_rules=bool(args.segmenter_rules), sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint,
+        keep_stage_data=args.keep_stage_data, device=args.device))
     paths = run.run()
     for path in paths:
         print(f"wrote {path}")

@@ -73,6 +73,7 @@ class LabelTeacher(Teacher):
     """
 
     uses_mask_input = False  # a perfect segmenter needs no refinement
+    free_prompts = True  # answers are looked up in the labels
 
     def __init__(self, face_labels: torch.Tensor, description: str = "label", split_parts: bool = True) -> None:
         self.face_labels = torch.as_tensor(face_labels, dtype=torch.int64).reshape(-1)

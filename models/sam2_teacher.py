@@ -16,7 +16,12 @@ What iSeg needs of it, and where it comes from:
   std; points scaled from the view's pixels to the 1024 frame);
 * prompts: three masks, their predicted IoU and 256×256 low-resolution logits per prompt; the original's mask-input
   refinement works as with SAM (SAM 2's prompt encoder takes the logits as a dense prompt). Prompts run as a batch of
-  images of one prompt each, so that every prompt can carry its own mask input.
+  images of one prompt each, so that every prompt can carry its own mask input;
+* EdgeTAM runs in its inference form (:func:`inference_form`): RepViT is trained with parallel branches and batch
+  norms that fold into single convolutions once the weights are fixed (timm's ``reparameterize_model``, what RepViT's
+  authors deploy), and its convolutions run channels-last; the neck's position embeddings are computed once, not per
+  view — 0.55 → 0.35 s a view on a 2-core CPU, the same embedding within float rounding (about 1e-6 of its largest
+  entry).
 """
 from __future__ import annotations
 
@@ -154,15 +159,53 @@ def load_sam2(name: str, checkpoint: Optional[str] = None):
     return model.eval(), processor, folder
 
 
+class CachedPositionEmbedding(torch.nn.Module):
+    """The image encoder's sine position embedding, kept per (shape, device, dtype): it depends on nothing else, and
+    the library's own cache holds one shape while the neck asks for four per image, so every view computed all four
+    again (~0.1 s of EdgeTAM's 0.45 s on a 2-core CPU). The same tensors, bit for bit."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self._kept: Dict[tuple, torch.Tensor] = {}
+
+    def forward(self, shape, device, dtype, mask=None):
+        if mask is not None:
+            return self.inner(shape, device, dtype, mask)
+        key = (tuple(shape), str(device), dtype)
+        if key not in self._kept:
+            self._kept[key] = self.inner(shape, device, dtype)
+        return self._kept[key]
+
+
+def inference_form(model):
+    """``model`` made ready for inference, in place: eval mode, its position embeddings kept from image to image
+    (:class:`CachedPositionEmbedding`) and, for EdgeTAM (a convolutional RepViT backbone), its branches and batch norms
+    folded into convolutions and channels-last memory. The answers are the released model's within float rounding
+    (bit for bit for SAM 2.1, whose Hiera backbone is a transformer and is left as it is)."""
+    model.eval()
+    neck = model.vision_encoder.neck
+    if not isinstance(neck.position_encoding, CachedPositionEmbedding):
+        neck.position_encoding = CachedPositionEmbedding(neck.position_encoding)
+    if model.config.model_type == "edgetam":
+        from timm.utils import reparameterize_model
+
+        model.vision_encoder.backbone = reparameterize_model(model.vision_encoder.backbone, inplace=True)
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 class Sam2Teacher(Teacher):
     """A model of the SAM 2 family behind the teacher interface (see the module docstring).
 
     Args:
-        model: a transformers ``Sam2Model`` or ``EdgeTamModel``; processor: its ``Sam2Processor``.
+        model: a transformers ``Sam2Model`` or ``EdgeTamModel``, which the teacher takes over: moved to ``device`` and
+            put in its inference form (:func:`inference_form`); processor: its ``Sam2Processor``.
     """
 
     def __init__(self, model, processor, description: str, device: torch.device = torch.device("cpu")) -> None:
-        self.model = model.to(device).eval()
+        self.model = inference_form(model.to(device))
+        self.channels_last = model.config.model_type == "edgetam"
         self.processor = processor
         self.description = description
         self.device = device
@@ -177,7 +220,9 @@ class Sam2Teacher(Teacher):
     def encode(self, view: TeacherView) -> EncodedView:
         image = np.ascontiguousarray(view.image.detach().cpu().numpy())  # (H, W, 3) uint8 RGB, row 0 at the top
         pixel_values = self.processor(images=image, return_tensors="pt")["pixel_values"].to(self.device)
-        maps = [m.float() for m in self.model.get_image_embeddings(pixel_values)]  # high resolution first
+        if self.channels_last:
+            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
+        maps = [m.float().contiguous() for m in self.model.get_image_embeddings(pixel_values)]  # high res first
         return EncodedView(maps[-1], tuple(image.shape[:2]), {"high_resolution": maps[:-1]})
 
     @torch.no_grad()

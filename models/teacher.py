@@ -82,6 +82,9 @@ class Teacher(ABC):
     description: str = "teacher"
     #: whether ``mask_input`` changes predictions (if not, refinement chains can stop after one step)
     uses_mask_input: bool = True
+    #: whether prompts cost next to nothing (answers looked up, not computed by a network): budgets bound the prompts
+    #: of the teachers whose prompts cost
+    free_prompts: bool = False
 
     @abstractmethod
     def encode(self, view: TeacherView) -> EncodedView:

@@ -179,6 +179,33 @@ def test_image_encodings_never_exceed_the_pool_however_many_clicks(boxes, tmp_pa
         assert counters.samples[KIND_SINGLE] > (100 if percentage > 0.1 else 5)
 
 
+class RefiningTeacher(LabelTeacher):
+    """The label teacher posing as a segmenter whose prompts cost: refinement chains run their full length."""
+
+    uses_mask_input = True
+    free_prompts = False
+
+
+@pytest.mark.parametrize("second_clicks, refinement_steps", [(5, 6), (1, 1), (2, 3)])
+def test_second_clicks_and_refinement_steps_bound_the_prompts(boxes, tmp_path, second_clicks, refinement_steps):
+    _, mesh, labels = boxes
+    settings = GenerationSettings(percentage=0.03, n_views=4, view_pool=20, second_clicks=second_clicks,
+                                  refinement_steps=refinement_steps)
+    counters = generate_decoder_data(mesh, RefiningTeacher(labels, "label boxes"), str(tmp_path), settings, ALL_KINDS,
+                                     progress=False)
+    pairs = counters.samples[KIND_SINGLE]  # one single-click prompt and sample per (first click, view)
+    chains, rest = divmod(counters.prompts - pairs, refinement_steps)  # each candidate: a chain of that many prompts
+    assert rest == 0 and 0 < chains <= 2 * second_clicks * pairs
+    samples = load_decoder_samples(str(tmp_path))
+    for kind in (KIND_POSITIVE, KIND_NEGATIVE):
+        chosen = samples.kind == kind
+        keys = torch.stack([samples.view[chosen], samples.vertices[chosen, 0].long()], dim=1)
+        per_pair = torch.unique(keys, dim=0, return_counts=True)[1]
+        assert len(per_pair) and per_pair.max() <= second_clicks
+    if second_clicks == 5:  # the original's rules: on two boxes some pairs have more than one candidate of a kind
+        assert chains > 2 * pairs
+
+
 def test_per_click_views_encode_every_view_of_every_vertex(boxes, tmp_path):
     _, mesh, labels = boxes
     teacher = CountingTeacher(labels)

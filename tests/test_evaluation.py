@@ -199,6 +199,10 @@ def test_evaluate_options_change_the_profile_the_run_name_and_the_summary(tmp_pa
     assert all(f"`{option}`" in summary for option in ("--positive_inside 1", "--decoder_samples 77",
                                                          "--decoder_pixels 0"))
     assert "--decoder_samples" not in summary_markdown([], plain.settings)
+    bounded = EvaluationRun(EvaluationSettings(data=parsed.data, out=parsed.out, device="cpu", segmenter_rules=True))
+    assert plain.free_prompts and not bounded.free_prompts and bounded.run_tag != plain.run_tag
+    assert "segmenter" in bounded.settings["budget"] and "segmenter" not in plain.settings["budget"]
+    assert "`--segmenter_rules 1`" in summary_markdown([], bounded.settings)
     changed = dataclasses.replace(BUDGETS["quick"], decoder_epochs=2)  # a budget changed by an update
     original, BUDGETS["quick"] = BUDGETS["quick"], changed
     try:

@@ -62,8 +62,35 @@ def test_a_release_is_found_under_its_name_and_loaded_with_its_weights(name, rel
     from safetensors.torch import load_file
 
     saved = load_file(str(folder / "model.safetensors"))
-    loaded = teacher.model.state_dict()
+    loaded = load_sam2(name, str(folder))[0].state_dict()  # what the teacher was built from, before inference_form
     assert saved and all(torch.equal(loaded[key], value) for key, value in saved.items() if key in loaded)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_the_teacher_s_inference_form_answers_as_the_release(name, released):
+    """Kept position embeddings change nothing; EdgeTAM's folded RepViT branches and batch norms and channels-last
+    memory change only the rounding."""
+    folder = str(released / "SAM_repo" / "model_checkpoints" / SAM2_RELEASES[name].folder)
+    release, processor, _ = load_sam2(name, folder)
+    for module in release.modules():  # batch norms with statistics, so that folding them is not a no-op
+        if isinstance(module, torch.nn.BatchNorm2d):
+            generator = torch.Generator().manual_seed(module.num_features)
+            module.running_mean.copy_(0.1 * torch.randn(module.num_features, generator=generator))
+            module.running_var.copy_(0.5 + torch.rand(module.num_features, generator=generator))
+    views = [corner_view(), blank_view()]
+    with torch.no_grad():
+        expected = [release.get_image_embeddings(processor(images=view.image.numpy(), return_tensors="pt")[
+            "pixel_values"]) for view in views]
+    teacher = Sam2Teacher(release, processor, name)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in teacher.model.vision_encoder.modules())
+    for view, maps in zip(views, expected):  # the second view is encoded with the first view's position embeddings
+        encoded = teacher.encode(view)
+        for got, want in zip((*encoded.extra["high_resolution"], encoded.embedding), maps):
+            assert got.is_contiguous()
+            if name == "edgetam":  # float32 sums in another order: ~1e-6 of the largest entry, not every bit
+                assert torch.allclose(got, want, atol=1e-4 * float(want.abs().max()), rtol=0)
+            else:
+                assert torch.equal(got, want)
 
 
 def test_the_light_hq_sam_release_is_found_under_its_name_and_loaded(released, monkeypatch):

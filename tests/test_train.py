@@ -5,6 +5,7 @@ import shlex
 
 import numpy as np
 import pytest
+import torch
 
 import data_generation
 import decoder
@@ -34,8 +35,13 @@ def test_a_budget_s_printed_flags_give_each_script_the_budget(name):
     assert (views.n_views, views.num_epochs, views.embedding_dtype) == (budget.encoder_views, budget.encoder_epochs,
                                                                         budgets.EMBEDDING_DTYPE)
     data = data_generation.parse_args(flags["data"])
+    bounds = budget.data_settings(free_prompts=False)  # a SAM-family teacher
     assert (data.percentage, data.n_views, data.view_pool) == (budget.click_percentage(10_000), budget.views_per_click,
-                                                               budget.view_pool)
+                                                               bounds.view_pool)
+    assert (data.second_clicks, data.refinement_steps) == (bounds.second_clicks, bounds.refinement_steps)
+    free = data_generation.parse_args(budget.stage_flags(10_000, free_prompts=True)["data"])
+    # the label teacher: the original's rules and the budget's pool
+    assert (free.second_clicks, free.refinement_steps, free.view_pool) == (5, 6, budget.view_pool)
     trained = build_decoder_parser("decoder.py").parse_args(["--mode", "train", *flags["decoder"]])
     assert (trained.num_epochs, trained.batch_size, trained.learning_rate, trained.lr_schedule) == (
         budget.decoder_epochs, budget.decoder_batch, budget.decoder_learning_rate, budget.decoder_lr_schedule)
@@ -74,3 +80,40 @@ def test_train_py_runs_the_budget_and_its_printed_command_segments_the_mesh(tmp_
                 str(tmp_path / "experiments"), "--device", "cpu"])
     again = capsys.readouterr().out
     assert "encoder: skipped" in again and "decoder: skipped" in again  # a finished run is not trained again
+
+
+class _StopAfterDataSettings(Exception):
+    pass
+
+
+@pytest.mark.parametrize("free_prompts, override, bounded", [(True, None, False), (False, None, True),
+                                                              (True, False, True)])
+def test_the_data_stage_bounds_a_costly_teacher_s_prompts_and_not_the_label_teacher_s(
+        tmp_path, monkeypatch, free_prompts, override, bounded):
+    """quick: a teacher whose prompts cost gets the budget's segmenter bounds, the label teacher the original's rules
+    (unless told to follow a segmenter's, as evaluate.py --segmenter_rules 1 does)."""
+    from models.label_teacher import LabelTeacher
+    from utils.geometry.mesh_files import load_mesh
+    from utils.pipeline import runner
+
+    vertices, faces, labels = two_boxes(subdivisions=1)
+    mesh = load_mesh(save_shape((vertices, faces, labels), tmp_path, "boxes")[0])
+    teacher = LabelTeacher(torch.from_numpy(labels), "boxes")
+    teacher.free_prompts = free_prompts  # as a SAM-family teacher says of itself when False
+    seen = []
+
+    def capture(mesh, teacher, root, settings, kinds, progress):
+        seen.append(settings)
+        raise _StopAfterDataSettings
+
+    for stage in ("generate_views", "train_feature_field", "load_features"):
+        monkeypatch.setattr(runner, stage, lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "generate_decoder_data", capture)
+    quick = BUDGETS["quick"]
+    with pytest.raises(_StopAfterDataSettings):
+        runner.train_mesh(mesh, teacher, runner.MeshWorkspace(str(tmp_path)), quick, free_prompts=override)
+    settings = seen[0]
+    if bounded:
+        assert (settings.second_clicks, settings.refinement_steps, settings.view_pool) == (1, 1, 50)
+    else:
+        assert (settings.second_clicks, settings.refinement_steps, settings.view_pool) == (5, 6, quick.view_pool)

@@ -18,6 +18,11 @@ segment spilled into, which must remove that part and keep the rest (README "Eva
 another part (which must join the segment); a user's positive corrections mostly land on a stretch of the wanted part
 the segment missed, which must complete it without pulling in the neighbour.
 
+``second_clicks`` and ``refinement_steps`` (``--second_clicks``, ``--refinement_steps``; the original's 5 and 6) bound
+what the second clicks ask of the teacher: a (vertex, view) pair costs 1 + 2 · second_clicks · refinement_steps
+prompts, 61 by the original's rules — about 40,000 prompts for a 10k-vertex mesh with the quick budget, half an hour
+with a SAM-family teacher on a CPU (~50 ms a prompt). Fewer are not in the original.
+
 Where views come from (the pool is ours; the original drew and encoded a view per click):
 
 * ``view_pool K > 0`` (default 1000): K views are drawn once from the original's distribution (elevation uniform in
@@ -67,8 +72,8 @@ from utils.runtime import keyed_generator
 
 SCORE_THRESHOLD = 0.4  # a single-click mask must score this for second clicks to be tried in its view
 IOU_LIMIT = 0.9  # a second click must change the mask at least this much
-MAX_SECOND_CLICKS = 5  # second-click candidates tried per (vertex, view) and kind
-REFINEMENT_STEPS = 6  # predictions with both clicks, each fed the previous best logits
+MAX_SECOND_CLICKS = 5  # the original's second-click candidates per (vertex, view) and kind
+REFINEMENT_STEPS = 6  # the original's predictions with both clicks, each fed the previous best logits
 MAX_TRIES = 200  # counted view draws per per-click view slot before the last view is reused
 MAX_FACING_REDRAWS = 100_000  # safety bound on uncounted redraws of views facing away
 #: prompts per teacher call: SAM's mask decoder copies the image embedding per prompt, and on a CPU small batches keep
@@ -92,6 +97,8 @@ class GenerationSettings:
     views_per_shard: int = 25  # pool views (or, per-click, vertices) per shard
     negative_outside: bool = False  # also "unchanged" second negatives outside the mask (not in the original)
     positive_inside: bool = False  # also "unchanged" second positives inside the mask (not in the original)
+    second_clicks: int = MAX_SECOND_CLICKS  # candidates per (vertex, view) and kind (fewer: not in the original)
+    refinement_steps: int = REFINEMENT_STEPS  # of each candidate's refinement chain (fewer: not in the original)
 
 
 @dataclass
@@ -312,11 +319,11 @@ class _Generator:
                     continue
                 distance = ((self.fps_points[options] - self.fps_points[a]) ** 2).sum(dim=1).cpu()
                 options = options[distance < 0.5 * distance.max()]
-                if len(options) > MAX_SECOND_CLICKS:
+                if len(options) > settings.second_clicks:
                     side = ("outside" if kind == KIND_NEGATIVE else "inside",) if unchanged else ()
                     keys = (settings.seed, KIND_NAMES[kind], int(self.fps[a]), view_id) + side
                     order = torch.randperm(len(options), generator=keyed_generator(*keys))
-                    options = options[order[:MAX_SECOND_CLICKS]]
+                    options = options[order[:settings.second_clicks]]
                 pairs += [(row, int(b), unchanged) for b in options]
         if not pairs:
             return Samples.empty(settings.res)
@@ -326,7 +333,7 @@ class _Generator:
         two_points = torch.stack([points[firsts[rows]], points[seconds]], dim=1)  # (P, 2, 2)
         labels = torch.tensor([[1, label]]).expand(len(pairs), 2)
         logits = best_logits[rows.to(best_logits.device)] if best_logits is not None else None
-        for _ in range(REFINEMENT_STEPS if self.teacher.uses_mask_input else 1):
+        for _ in range(settings.refinement_steps if self.teacher.uses_mask_input else 1):
             new_masks, new_scores, logits = self.predict(encoded, two_points, labels, logits)
         new_packed, old_packed = pack_masks(new_masks), pack_masks(masks)[rows]
         new_area, old_area = packed_areas(new_packed), packed_areas(old_packed)

@@ -66,6 +66,7 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
         lines += [f"**Teacher: SAM ({settings.get('SAM')})**.", ""]
     options = [f"`--{name} 1`" for name in ("negative_outside", "positive_inside") if settings.get(name)]
     options += ["`--same_part_negative ignore`"] if settings.get("same_part_negative") == "ignore" else []
+    options += ["`--segmenter_rules 1`"] if teacher == "label" and settings.get("segmenter_rules") else []
     profile = BUDGETS.get(ALIASES.get(settings["profile"], settings["profile"]))
     for name in ("decoder_samples", "decoder_pixels"):
         value = settings.get(name)

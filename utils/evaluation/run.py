@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -47,6 +47,7 @@ class EvaluationSettings:
     decoder_pixels: Optional[int] = None
     same_part_negative: str = "split"
     seed: int = 0
+    segmenter_rules: bool = False  # label teacher: the data rules a SAM-family teacher gets (the budget's bounds)
     sam_type: str = "vit_h"
     sam_checkpoint: Optional[str] = None
     keep_stage_data: bool = False
@@ -76,10 +77,16 @@ class EvaluationRun:
         self.profile = replace(profile, negative_outside=bool(args.negative_outside),
                                positive_inside=bool(args.positive_inside), decoder_samples=samples,
                                decoder_pixels=pixels)
+        # whether the stages treat the teacher's prompts as free: the label teacher's are, unless it is to make the
+        # data a SAM-family teacher would (--segmenter_rules 1)
+        self.free_prompts = args.teacher == "label" and not args.segmenter_rules
         variant = (("_no" if args.negative_outside else "") + ("_pi" if args.positive_inside else "")
-                   + ("_ig" if args.same_part_negative == "ignore" else ""))
-        # the resolved budget's digest (overrides included): a changed budget makes new folders, never reuses stale ones
-        digest = hashlib.sha1(json.dumps(asdict(self.profile), sort_keys=True).encode()).hexdigest()[:6]
+                   + ("_ig" if args.same_part_negative == "ignore" else "")
+                   + ("_sr" if args.teacher == "label" and args.segmenter_rules else ""))
+        # the resolved budget's digest (overrides included; what the teacher uses of it): a changed budget makes new
+        # folders, never reuses stale ones
+        budget = self.profile.record(self.free_prompts)
+        digest = hashlib.sha1(json.dumps(budget, sort_keys=True).encode()).hexdigest()[:6]
         self.run_tag = f"{self.profile.name}{variant}_{digest}_a{args.annotator}_s{args.seed}"
         self.device = resolve_device(args.device)
         self.teacher_tag = "label" if args.teacher == "label" else f"sam_{args.sam_type}"
@@ -87,8 +94,9 @@ class EvaluationRun:
             "data": os.path.abspath(args.data), "layout": self.collection.layout, "teacher": args.teacher,
             "SAM": args.sam_type if args.teacher == "sam" else None, "profile": self.profile.name,
             "negative_outside": bool(args.negative_outside), "positive_inside": bool(args.positive_inside),
-            "same_part_negative": args.same_part_negative, "decoder_samples": samples,
-            "decoder_pixels": pixels, "budget": asdict(self.profile),
+            "same_part_negative": args.same_part_negative, "segmenter_rules": not self.free_prompts,
+            "decoder_samples": samples,
+            "decoder_pixels": pixels, "budget": budget,
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
         self._sam = None
         if args.teacher == "sam":
@@ -148,7 +156,7 @@ class EvaluationRun:
                                                f"{self.teacher_tag}_{self.run_tag}"))
         timings: Dict[str, float] = {}
         predictor = train_mesh(mesh, teacher, workspace, self.profile, args.seed, self.device,
-                               args.keep_stage_data) if "iseg" in args.methods else None
+                               args.keep_stage_data, free_prompts=self.free_prompts) if "iseg" in args.methods else None
         timings.update(workspace.load_timings())
 
         vertices, faces = mesh.vertices.cpu().numpy().astype(np.float64), mesh.faces.cpu().numpy()

@@ -4,14 +4,27 @@ repeated with the four scripts by hand.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Dict, List, Optional
 
 from models.build_decoder import DecoderSettings
+from utils.decoder.generation import MAX_SECOND_CLICKS, REFINEMENT_STEPS
 
 EMBEDDING_DTYPE = "float16"  # stage-1 embeddings on disk: half the space, the same training within rounding
 ENCODER_LEARNING_RATE = 1e-3  # encoder.py's default
 SAVE_INTERVAL = 100  # decoder checkpoints every this many batches (decoder.py's default)
+
+
+@dataclass(frozen=True)
+class SegmenterBounds:
+    """What data generation asks of a teacher whose answers a network computes (the SAM family: ~0.35–45 s an image
+    encoding and ~50 ms a prompt on a CPU): data_generation.py ``--second_clicks`` and ``--refinement_steps`` (the
+    original's 5 candidates × 6 steps ask 1 + 2 · 5 · 6 = 61 prompts per (click, view)) and ``--view_pool`` (at most the
+    budget's; None: the budget's)."""
+
+    second_clicks: int = MAX_SECOND_CLICKS
+    refinement_steps: int = REFINEMENT_STEPS
+    view_pool: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,9 @@ class Budget:
     Views of smaller meshes touch a few hundred vertices: sampling would save little, and they keep every pixel.
     decoder_lr_schedule: decoder.py ``--lr_schedule``; decoder_settings: decoder.py's architecture flags
     (``--use_attention_q/k/v``, ``--depth``, …), used for training and for the predictor.
+    segmenter: what data generation asks of a teacher whose answers a network computes (:class:`SegmenterBounds`);
+    a teacher with free prompts (the label teacher: its answers are looked up) keeps the original's rules and
+    ``view_pool`` (:meth:`data_settings`).
     """
 
     name: str
@@ -51,6 +67,22 @@ class Budget:
     pixel_sample_factor: int = 4
     decoder_lr_schedule: str = "constant"
     decoder_settings: DecoderSettings = DecoderSettings()
+    segmenter: SegmenterBounds = SegmenterBounds()
+
+    def data_settings(self, free_prompts: bool) -> SegmenterBounds:
+        """Second-click candidates, refinement steps and view pool of data generation for a teacher whose prompts
+        are free (``free_prompts``: the original's rules and this budget's pool) or cost (``segmenter``)."""
+        if free_prompts:
+            return SegmenterBounds(MAX_SECOND_CLICKS, REFINEMENT_STEPS, self.view_pool)
+        return replace(self.segmenter, view_pool=min(self.view_pool, self.segmenter.view_pool or self.view_pool))
+
+    def record(self, free_prompts: bool) -> Dict[str, object]:
+        """The budget as a dict of what it changes for a teacher with free prompts or costly ones (the segmenter
+        bounds mean nothing to the former): what evaluation records and fingerprints."""
+        fields = asdict(self)
+        if free_prompts:
+            del fields["segmenter"]
+        return fields
 
     def click_percentage(self, num_vertices: int) -> float:
         """data_generation.py's ``--percentage`` for a mesh of ``num_vertices`` vertices."""
@@ -72,18 +104,21 @@ class Budget:
         wanted = self.decoder_sample_count(num_vertices)
         return 1.0 if wanted is None else min(1.0, wanted / num_candidates)
 
-    def stage_flags(self, num_vertices: int, num_candidates: Optional[int] = None) -> Dict[str, List[str]]:
+    def stage_flags(self, num_vertices: int, num_candidates: Optional[int] = None,
+                    free_prompts: bool = False) -> Dict[str, List[str]]:
         """The flags of encoder.py, data_generation.py and decoder.py that run this budget on a mesh of
-        ``num_vertices`` vertices (the decoder's ``--data_percentage`` once the ``num_candidates`` samples are
-        known)."""
+        ``num_vertices`` vertices with a teacher whose prompts are free or cost (the decoder's ``--data_percentage``
+        once the ``num_candidates`` samples are known)."""
+        data = self.data_settings(free_prompts)
         flags = {
             "encoder": ["--n_views", str(self.encoder_views), "--num_epochs", str(self.encoder_epochs),
                         "--embedding_dtype", EMBEDDING_DTYPE],
             "data": ["--percentage", repr(self.click_percentage(num_vertices)), "--n_views",
-                     str(self.views_per_click), "--view_pool", str(self.view_pool), "--single_click", "1",
+                     str(self.views_per_click), "--view_pool", str(data.view_pool), "--single_click", "1",
                      "--second_positive", "1", "--second_negative", "1",
                      "--negative_outside", str(int(self.negative_outside)),
-                     "--positive_inside", str(int(self.positive_inside))],
+                     "--positive_inside", str(int(self.positive_inside)), "--second_clicks", str(data.second_clicks),
+                     "--refinement_steps", str(data.refinement_steps)],
             "decoder": ["--num_epochs", str(self.decoder_epochs), "--batch_size", str(self.decoder_batch),
                         "--learning_rate", repr(self.decoder_learning_rate), "--use_positive_click", "1",
                         "--use_negative_click", "1", "--lr_schedule", self.decoder_lr_schedule,
@@ -97,7 +132,8 @@ class Budget:
 
 _QUICK = Budget("quick", 200, 2, 0.03, 2, 100, 256, 1, 8, 5e-4, min_clicks=100, decoder_pixels=256,
                 decoder_lr_schedule="cosine",
-                decoder_settings=DecoderSettings(use_attention_q=False, use_attention_k=False))
+                decoder_settings=DecoderSettings(use_attention_q=False, use_attention_k=False),
+                segmenter=SegmenterBounds(second_clicks=1, refinement_steps=1, view_pool=50))
 
 BUDGETS: Dict[str, Budget] = {
     # the original's defaults (its README's training sequence): hours per mesh on a CPU
@@ -107,7 +143,10 @@ BUDGETS: Dict[str, Budget] = {
     # the decoder's loss on 256 random pixels per sample makes 4× the samples affordable; a cosine learning rate, so
     # that one short epoch settles; and identity query/key maps (the original's --use_attention_q 0
     # --use_attention_k 0): vertices attend to the clicks whose features are most like their own, which a short
-    # training does not learn by itself
+    # training does not learn by itself. With a SAM-family teacher, one second-click candidate of each kind per
+    # (click, view), one refinement step and a pool of 50 views: 3 prompts per (click, view) instead of 61, ~1,800
+    # for a 10k-vertex mesh (the decoder trains on ~1,000 samples anyway), and 250 image encodings, so that the whole
+    # budget takes minutes on a CPU
     "quick": _QUICK,
     # the bundled demo: quick, with the original decoder's architecture, so that the original's README commands
     # (decoder.py without architecture flags) segment it

@@ -67,18 +67,23 @@ def _say_nothing(message: str) -> None:
 
 def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, budget: Budget, seed: int = 0,
                device: torch.device = torch.device("cpu"), keep_stage_data: bool = False, progress: bool = False,
-               test_view: Optional[str] = None, announce: Callable[[str], None] = _say_nothing) -> DecoderPredictor:
+               test_view: Optional[str] = None, announce: Callable[[str], None] = _say_nothing,
+               free_prompts: Optional[bool] = None) -> DecoderPredictor:
     """Run the stages this mesh still lacks and return a predictor on its trained decoder.
 
     Args:
         test_view: a name: after encoder training, the encoder's qualitative test view (encoder.py ``--test 1``
             with ``--name``) is written to the encoder folder.
         announce: told, before each stage that runs, which script flags it amounts to.
+        free_prompts: whether data generation follows the budget's rules for a teacher with free prompts (the
+            original's) or its bounds for a costly one (None: as the teacher says; evaluation makes the label teacher
+            follow a segmenter's to measure what the bounds cost).
     Stage times go to ``workspace.timings`` (a stage reused from an earlier run costs nothing now).
     """
     os.makedirs(workspace.root, exist_ok=True)
     views = ViewSettings()  # the original's defaults: 224 pixels, radius 2, white background
-    flags = budget.stage_flags(mesh.num_vertices)
+    free_prompts = teacher.free_prompts if free_prompts is None else free_prompts
+    flags = budget.stage_flags(mesh.num_vertices, free_prompts=free_prompts)
     if not os.path.exists(workspace.features):
         announce(f"encoder views and training: encoder.py {shlex.join(flags['encoder'])}")
         start = time.perf_counter()
@@ -102,9 +107,11 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, budget: B
     if not decoder_trained(workspace.checkpoint):
         announce(f"decoder data: data_generation.py {shlex.join(flags['data'])}")
         start = time.perf_counter()
+        bounds = budget.data_settings(free_prompts)
         settings = GenerationSettings(seed, budget.click_percentage(mesh.num_vertices), budget.views_per_click,
-                                      budget.view_pool, negative_outside=budget.negative_outside,
-                                      positive_inside=budget.positive_inside)
+                                      bounds.view_pool, negative_outside=budget.negative_outside,
+                                      positive_inside=budget.positive_inside, second_clicks=bounds.second_clicks,
+                                      refinement_steps=bounds.refinement_steps)
         generate_decoder_data(mesh.to(device), teacher, workspace.decoder_data, settings,
                               (KIND_SINGLE, KIND_POSITIVE, KIND_NEGATIVE), progress=progress)
         workspace.record("decoder_data", time.perf_counter() - start)
@@ -113,7 +120,7 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, budget: B
         every = compose_training_set(samples, True, True, 1.0, seed)
         share = budget.decoder_share(mesh.num_vertices, len(every))
         indices = compose_training_set(samples, True, True, share, seed)
-        flags = budget.stage_flags(mesh.num_vertices, len(every))
+        flags = budget.stage_flags(mesh.num_vertices, len(every), free_prompts)
         announce(f"decoder training on {len(indices)} samples: decoder.py --mode train {shlex.join(flags['decoder'])}")
         training = TrainingSettings(budget.decoder_learning_rate, budget.decoder_epochs, budget.decoder_batch,
                                     SAVE_INTERVAL, seed, budget.decoder_loss_pixels(mesh.num_vertices),
