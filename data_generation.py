@@ -87,7 +87,8 @@ def main(argv=None) -> None:
 
     device = resolve_device(args.device)
     mesh = load_mesh(args.obj_path).to(device)
-    teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed)
+    teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed,
+                            imperfect_masks=bool(args.imperfect_masks))
     settings = GenerationSettings(args.seed, args.percentage, args.n_views, args.view_pool, args.render_res,
                                   args.radius, tuple(args.background), args.mask_select,
                                   negative_outside=bool(args.negative_outside),

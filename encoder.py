@@ -95,7 +95,8 @@ def main(argv=None) -> None:
     field = FieldSettings(args.depth, args.width, args.n_classes, bool(args.positional_encoding), args.sigma)
     teacher = None
     if args.generate_random_views or args.test:
-        teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed)
+        teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed,
+                                imperfect_masks=bool(args.imperfect_masks))
     if args.generate_random_views:
         count = generate_views(mesh.to(device), teacher, args.encoder_data_dir, args.n_views, seed=args.seed,
                                frontview_std=args.frontview_std, settings=views,

@@ -15,7 +15,13 @@ Writes to --out: results.json (every mesh, target and click), summary.md, iou_vs
 """
 import argparse
 
-from utils.cli import add_device_argument, add_other_side_click_arguments, int_flag, require
+from utils.cli import (
+    add_device_argument,
+    add_imperfect_masks_argument,
+    add_other_side_click_arguments,
+    int_flag,
+    require,
+)
 from utils.errors import run_cli
 
 
@@ -50,6 +56,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="1: label teacher: make the decoder data by the rules a SAM-family teacher gets from the "
                              "profile (quick: fewer second clicks, views and refinement steps), to measure what "
                              "they cost")
+    parser.add_argument("--clicks", default="center", choices=["center", "random"],
+                        help="click simulator: center (default: each click on the error region's point farthest from "
+                             "its border) or random (uniform over the region, as people click); the training is "
+                             "shared")
+    add_imperfect_masks_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
     parser.add_argument("--SAM", default="vit_h", choices=TEACHER_MODELS, help="SAM model for --teacher sam")
     parser.add_argument("--sam_checkpoint", default=None, help="SAM checkpoint (default: SAM_repo/model_checkpoints/)")
@@ -74,7 +85,7 @@ def main(argv=None) -> None:
         annotator=args.annotator, methods=tuple(args.methods), negative_outside=bool(args.negative_outside),
         positive_inside=bool(args.positive_inside), decoder_samples=args.decoder_samples,
         decoder_pixels=args.decoder_pixels, same_part_negative=args.same_part_negative, seed=args.seed,
-        segmenter_rules=bool(args.segmenter_rules), sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint,
+        segmenter_rules=bool(args.segmenter_rules), clicks=args.clicks, imperfect_masks=bool(args.imperfect_masks), sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint,
         keep_stage_data=args.keep_stage_data, device=args.device))
     paths = run.run()
     for path in paths:

@@ -57,7 +57,8 @@ def main(argv=None) -> None:
     budget = replace(BUDGETS[args.budget], negative_outside=bool(args.negative_outside),
                      positive_inside=bool(args.positive_inside))
     workspace = MeshWorkspace(os.path.join(args.data_root, name), os.path.join(args.experiments_root, name))
-    teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed)
+    teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed,
+                            imperfect_masks=bool(args.imperfect_masks))
     print(f"budget {budget.name} on {mesh.num_vertices} vertices, teacher {teacher.description}; data in "
           f"{workspace.encoder_data} and {workspace.decoder_data}, results in {workspace.root}", flush=True)
     train_mesh(mesh, teacher, workspace, budget, args.seed, device, keep_stage_data=True, progress=True,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from models.label_teacher import LabelTeacher
+from models.label_teacher import LabelTeacher, MaskImperfection
 from models.sam2_teacher import SAM2_RELEASES, Sam2Teacher
 from models.sam_hq_teacher import SAM_HQ_FILES, SamHqTeacher
 from models.sam_teacher import SAM_TYPES, SamTeacher
@@ -19,8 +19,9 @@ from utils.geometry.mesh_files import load_face_labels
 
 def build_teacher(kind: str, mesh: Mesh, device: torch.device, sam_type: str = "vit_h",
                   sam_checkpoint: Optional[str] = None, labels: Optional[str] = None, seed: int = 0,
-                  split_parts: bool = True) -> Teacher:
-    """``--teacher sam|label`` with its options → a Teacher for ``mesh`` (``split_parts``: see LabelTeacher).
+                  split_parts: bool = True, imperfect_masks: bool = False) -> Teacher:
+    """``--teacher sam|label`` with its options → a Teacher for ``mesh`` (``split_parts``: see LabelTeacher;
+    ``imperfect_masks``: the label teacher's imperfect mode, its draws seeded by ``seed``).
 
     Raises:
         InputError: label teacher without ``--labels`` or with labels that do not fit the mesh; missing SAM checkpoint.
@@ -31,7 +32,7 @@ def build_teacher(kind: str, mesh: Mesh, device: torch.device, sam_type: str = "
         face_labels = load_face_labels(labels, mesh.num_faces)
         digest = hashlib.sha1(face_labels.tobytes()).hexdigest()[:12]
         return LabelTeacher(torch.from_numpy(face_labels), f"label {os.path.basename(labels)} ({digest})",
-                            split_parts)
+                            split_parts, MaskImperfection(seed=seed) if imperfect_masks else None)
     if kind == "sam":
         return build_sam_teacher(sam_type, sam_checkpoint, device, seed)
     raise InputError(f"unknown teacher {kind!r} (choose sam or label)")

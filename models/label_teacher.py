@@ -11,13 +11,23 @@ a code per part.
   there" rather than "nothing". Clicks on the background select nothing. The three "multimask" outputs are the same
   mask, scored 1 (0 if empty); a ``mask_input`` is ignored (so refinement chains stop after one step: further steps
   would give the same answer).
+* Imperfect masks (:class:`MaskImperfection`, ``--imperfect_masks 1``): real segmenters are not perfect — a mask
+  takes a neighbouring part too or only a piece of the part (SAM's granularity ambiguity), its border follows shading
+  rather than the part's border, and all of it differs from view to view. In this mode each answer, per (view,
+  prompt) and independently of every other, takes with probability ``merge`` one more part (drawn among the parts
+  that touch the mask in the view), else with probability ``piece`` keeps only the mask's pixels within a random
+  35–75 % of its extent around the first positive click, and then has its border moved by a uniform −``border`` …
+  ``border`` pixels (grown or shrunk). The draws are seeded by (seed, the view's label image, the prompt): the same
+  prompt on the same view gets the same answer, as from a deterministic network. The embedding stays exact.
 * Embedding: every label has a fixed random code in R^256 of norm CODE_NORM (seeded by the label value, so the same
   label gets the same code in every run and mesh); the codes are painted per pixel (background has its own code) and
   averaged over the 64×64 grid of cells SAM's encoder would see for the same image (a cell = res/64 pixels of the view).
 """
 from __future__ import annotations
 
+import hashlib
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -61,6 +71,67 @@ def pool_to_embedding_grid(maps: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(maps.unsqueeze(0), window).squeeze(0)
 
 
+@dataclass(frozen=True)
+class MaskImperfection:
+    """How the imperfect label teacher spoils its masks (see the module docstring): ``merge`` and ``piece`` are the
+    shares of answers that take a neighbouring part too or keep only a piece near the click; the border moves by up
+    to ``border`` pixels; ``seed`` keys every draw."""
+
+    seed: int = 0
+    merge: float = 0.2
+    piece: float = 0.2
+    border: int = 3
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.merge and 0 <= self.piece and self.merge + self.piece <= 1 and self.border >= 0):
+            raise ValueError(f"bad mask imperfection {self}")
+
+    def spoil(self, mask: torch.Tensor, image: torch.Tensor, view_key: bytes, points: torch.Tensor,
+              labels: torch.Tensor) -> torch.Tensor:
+        """One answer made imperfect.
+
+        Args:
+            mask: (H, W) bool perfect mask; image: (H, W) int64 label index per pixel (the largest = background);
+            view_key: identifies the view; points: (K, 2) float pixel clicks (x, y); labels: (K,) 1/0.
+        Returns:
+            (H, W) bool.
+        """
+        digest = hashlib.blake2b(b"".join([str(self.seed).encode(), view_key, points.numpy().tobytes(),
+                                           labels.numpy().tobytes()]), digest_size=8).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+        draw = float(torch.rand((), generator=generator))
+        if not mask.any():
+            return mask
+        background = int(image.max()) if image.numel() else 0
+        if draw < self.merge:
+            touching = _grow(mask, 2) & ~mask & (image != background)
+            neighbours = torch.unique(image[touching])
+            if len(neighbours):
+                chosen = neighbours[torch.randint(len(neighbours), (), generator=generator)]
+                mask = mask | (image == chosen)
+        elif draw < self.merge + self.piece:
+            positive = points[labels == 1]
+            if len(positive):
+                rows, columns = torch.nonzero(mask, as_tuple=True)
+                distance = ((rows.float() - positive[0, 1]) ** 2 + (columns.float() - positive[0, 0]) ** 2).sqrt()
+                reach = (0.35 + 0.4 * float(torch.rand((), generator=generator))) * float(distance.max())
+                kept = distance <= reach
+                mask = torch.zeros_like(mask)
+                mask[rows[kept], columns[kept]] = True
+        shift = int(torch.randint(-self.border, self.border + 1, (), generator=generator))
+        if shift > 0:
+            mask = _grow(mask, shift)
+        elif shift < 0:
+            mask = ~_grow(~mask, -shift)
+        return mask
+
+
+def _grow(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """(H, W) bool mask grown by ``pixels`` (a square neighbourhood)."""
+    window = 2 * pixels + 1
+    return F.max_pool2d(mask[None, None].float(), window, stride=1, padding=pixels)[0, 0] > 0
+
+
 class LabelTeacher(Teacher):
     """A perfect 2D segmenter for a mesh with per-face labels (see the module docstring).
 
@@ -70,17 +141,23 @@ class LabelTeacher(Teacher):
         split_parts: a part under both a positive and a negative click is split between them (default, see the
             module docstring); False: it stays whole — the positive click wins and the negative one is ignored, as for
             a segmenter whose parts are atomic (evaluate.py --same_part_negative ignore).
+        imperfection: None for perfect masks; else how they are spoiled (:class:`MaskImperfection`).
     """
 
     uses_mask_input = False  # a perfect segmenter needs no refinement
     free_prompts = True  # answers are looked up in the labels
 
-    def __init__(self, face_labels: torch.Tensor, description: str = "label", split_parts: bool = True) -> None:
+    def __init__(self, face_labels: torch.Tensor, description: str = "label", split_parts: bool = True,
+                 imperfection: Optional[MaskImperfection] = None) -> None:
         self.face_labels = torch.as_tensor(face_labels, dtype=torch.int64).reshape(-1)
         self.values = torch.unique(self.face_labels)  # (L,) sorted label values
         self.codes = torch.stack([label_code(int(v)) for v in self.values] + [label_code(BACKGROUND)])  # (L+1, 256)
         self.split_parts = split_parts
         self.description = description if split_parts else f"{description}, same-part negatives ignored"
+        self.imperfection = imperfection
+        if imperfection is not None:
+            self.description += (f", imperfect masks (merge {imperfection.merge}, piece {imperfection.piece}, border "
+                                 f"{imperfection.border} px, seed {imperfection.seed})")
 
     def label_image(self, view: TeacherView) -> torch.Tensor:
         """(H, W) int64 index into ``values`` of the label shown at each pixel; L (= len(values)) on background."""
@@ -96,7 +173,10 @@ class LabelTeacher(Teacher):
         one_hot = F.one_hot(image, len(self.values) + 1).permute(2, 0, 1).float()  # (L+1, H, W)
         pooled = pool_to_embedding_grid(one_hot)  # (L+1, 64, 64) share of each label per cell
         embedding = torch.einsum("lc,lhw->chw", self.codes, pooled).unsqueeze(0).contiguous()
-        return EncodedView(embedding, tuple(image.shape), {"label_image": image})
+        extra = {"label_image": image}
+        if self.imperfection is not None:  # what keys the view's draws
+            extra["view_key"] = hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest()
+        return EncodedView(embedding, tuple(image.shape), extra)
 
     @staticmethod
     def _nearer_to_positive(points: torch.Tensor, labels: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -129,6 +209,9 @@ class LabelTeacher(Teacher):
         if split.any():
             kept = split[:, image]
             masks |= kept & self._nearer_to_positive(points, labels, height, width) if self.split_parts else kept
+        if self.imperfection is not None:
+            masks = torch.stack([self.imperfection.spoil(mask, image, encoded.extra["view_key"], points[i], labels[i])
+                                 for i, mask in enumerate(masks)]) if len(masks) else masks
         outputs = 3 if multimask_output else 1
 
         def low_res_logits() -> torch.Tensor:

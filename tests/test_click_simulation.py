@@ -3,6 +3,7 @@ import numpy as np
 
 from utils.evaluation.click_simulation import (
     MeshGeometry,
+    RandomInnerVertex,
     area_iou,
     face_prediction,
     first_click,
@@ -62,3 +63,23 @@ def test_clicks_go_to_inner_vertices_and_border_strips_are_skipped():
     assert bottom[np.any(faces == vertex, axis=1)].all() and len(around) >= 3  # all faces around it are wrong
     again, _ = next_click(upper | strip | bottom, upper, geometry, clicked=[vertex])
     assert again != vertex
+
+
+def test_random_clicks_land_inside_the_region_spread_by_area_and_repeat_with_their_seed():
+    vertices, faces, upper, geometry = sphere()
+    centres = vertices[faces].mean(axis=1)
+    place = RandomInnerVertex(np.random.default_rng(7))
+    draws = [first_click(upper, geometry, place) for _ in range(400)]
+    inner = np.ones(len(vertices), dtype=bool)
+    inner[faces[~upper].ravel()] = False  # vertices with a face outside the cap
+    assert inner[draws].all()  # only inner vertices of the target
+    # uniform over the area: about as many clicks above y = 0.5 as the cap's area there predicts (not only the top)
+    high = vertices[draws, 1] > 0.5
+    share = geometry.areas[upper & (centres[:, 1] > 0.5)].sum() / geometry.areas[upper].sum()
+    assert abs(high.mean() - share) < 0.1 and 0.2 < high.mean() < 0.8  # 400 draws: ± 0.05 is 2 standard errors
+    again = RandomInnerVertex(np.random.default_rng(7))
+    assert [first_click(upper, geometry, again) for _ in range(400)] == draws
+    missed = upper & ~((centres[:, 0] > 0.5) & (centres[:, 1] > 0.2))
+    for _ in range(20):  # a correction goes into the missed region, positive, never on a clicked vertex
+        vertex, positive = next_click(missed, upper, geometry, clicked=draws[:1], place=place)
+        assert positive and vertices[vertex, 0] > 0.45 and vertex != draws[0]

@@ -203,6 +203,14 @@ def test_evaluate_options_change_the_profile_the_run_name_and_the_summary(tmp_pa
     assert plain.free_prompts and not bounded.free_prompts and bounded.run_tag != plain.run_tag
     assert "segmenter" in bounded.settings["budget"] and "segmenter" not in plain.settings["budget"]
     assert "`--segmenter_rules 1`" in summary_markdown([], bounded.settings)
+    randomly = EvaluationRun(EvaluationSettings(data=parsed.data, out=parsed.out, device="cpu", clicks="random"))
+    entry = plain.entries[0]
+    assert randomly.run_tag == plain.run_tag  # the same training serves both simulators ...
+    assert randomly.record_path(entry) != plain.record_path(entry)  # ... whose records are kept apart
+    assert "`--clicks random`" in summary_markdown([], randomly.settings)
+    assert evaluate.parse_args(common + ["--clicks", "random"]).clicks == "random"
+    imperfect = EvaluationRun(EvaluationSettings(data=parsed.data, out=parsed.out, device="cpu", imperfect_masks=True))
+    assert imperfect.run_tag != plain.run_tag and "imperfect masks" in summary_markdown([], imperfect.settings)
     changed = dataclasses.replace(BUDGETS["quick"], decoder_epochs=2)  # a budget changed by an update
     original, BUDGETS["quick"] = BUDGETS["quick"], changed
     try:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from teacher_checks import assert_upright_rgb, blank_view, corner_view
 
-from models.label_teacher import CODE_NORM, LabelTeacher, label_code, pool_to_embedding_grid
+from models.label_teacher import CODE_NORM, LabelTeacher, MaskImperfection, label_code, pool_to_embedding_grid
 from models.sam_hq_teacher import SamHqTeacher, build_sam_hq
 from models.sam_teacher import DOWNLOAD_URL, SamTeacher, build_tiny_sam, load_sam
 from models.teacher import TeacherView
@@ -178,6 +178,63 @@ def test_with_split_parts_off_a_negative_click_on_the_positive_part_is_ignored(b
                           torch.stack([centre(left), centre(right)])])
     masks = whole.predict(whole.encode(view), points, torch.tensor([[1, 0], [1, 0]])).masks[:, 0]
     assert torch.equal(masks[0], left) and torch.equal(masks[1], left)
+
+
+def stripes():
+    """(64, 96) label image: stripes 0 | 1 | 2 of 32 columns each, background (3) in the top 8 rows."""
+    image = (torch.arange(96) // 32).expand(64, 96).clone()
+    image[:8] = 3
+    return image
+
+
+def grown(mask, pixels):
+    return torch.nn.functional.max_pool2d(mask[None, None].float(), 2 * pixels + 1, 1, pixels)[0, 0] > 0
+
+
+CLICK = (torch.tensor([[40.0, 30.0]]), torch.tensor([1]))  # (x, y) on stripe 1
+
+
+def test_an_imperfect_merge_takes_one_neighbouring_part_too():
+    image = stripes()
+    middle = image == 1
+    for key in range(10):
+        mask = MaskImperfection(merge=1.0, piece=0.0, border=0).spoil(middle, image, bytes([key]), *CLICK)
+        assert torch.equal(mask, middle | (image == 0)) or torch.equal(mask, middle | (image == 2))
+
+
+def test_an_imperfect_piece_keeps_the_pixels_near_the_click():
+    image = stripes()
+    middle = image == 1
+    mask = MaskImperfection(merge=0.0, piece=1.0, border=0).spoil(middle, image, b"view", *CLICK)
+    assert mask[30, 40] and 0 < mask.sum() < 0.8 * middle.sum() and not (mask & ~middle).any()
+    rows, columns = torch.nonzero(mask, as_tuple=True)
+    far = ((rows.float() - 30) ** 2 + (columns.float() - 40) ** 2).sqrt().max()
+    inside = torch.nonzero(middle & ~mask, as_tuple=True)  # what was dropped lies farther from the click
+    assert (((inside[0].float() - 30) ** 2 + (inside[1].float() - 40) ** 2).sqrt() > far - 1e-4).all()
+
+
+def test_an_imperfect_border_moves_by_at_most_the_set_pixels_and_draws_repeat():
+    image = stripes()
+    middle = image == 1
+    spoiled = MaskImperfection(merge=0.0, piece=0.0, border=3)
+    masks = [spoiled.spoil(middle, image, bytes([key]), *CLICK) for key in range(40)]
+    for mask in masks:
+        assert (mask <= grown(middle, 3)).all() and (~grown(~middle, 3) <= mask).all()
+    assert len({int(mask.sum()) for mask in masks}) > 3  # grown and shrunk by various amounts, view by view
+    assert all(torch.equal(spoiled.spoil(middle, image, bytes([key]), *CLICK), masks[key]) for key in range(40))
+
+
+def test_the_imperfect_label_teacher_spoils_about_its_share_of_answers_independently_per_view():
+    image = stripes()
+    teacher = LabelTeacher(torch.tensor([0, 1, 2]), "stripes", imperfection=MaskImperfection(seed=3, border=0))
+    assert "imperfect masks" in teacher.description  # never mixed with a perfect teacher's data
+    merged = pieces = 0
+    for key in range(300):
+        mask = teacher.imperfection.spoil(image == 1, image, key.to_bytes(2, "little"), *CLICK)
+        merged += bool((mask & (image != 1)).any())
+        pieces += bool(mask.sum() < (image == 1).sum())
+    # 300 views at 20 % each: ± 0.07 is about three standard errors
+    assert abs(merged / 300 - 0.2) < 0.07 and abs(pieces / 300 - 0.2) < 0.07
 
 
 def test_label_embedding_is_each_cells_share_of_the_label_codes():

@@ -19,7 +19,7 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
-    """--teacher, --SAM, --sam_checkpoint, --labels."""
+    """--teacher, --SAM, --sam_checkpoint, --labels, --imperfect_masks."""
     parser.add_argument("--teacher", default="sam", choices=["sam", "label"],
                         help="2D teacher: sam (Segment Anything, default) or label (perfect masks from per-face "
                              "ground-truth labels given by --labels; for tests and evaluation)")
@@ -31,6 +31,15 @@ def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
                         help="its released checkpoint: a file (segment-anything) or a Hugging Face folder (SAM 2 "
                              "family); default: SAM_repo/model_checkpoints/<released name>")
     parser.add_argument("--labels", default=None, help="per-face labels (.seg or .npy) for --teacher label")
+    add_imperfect_masks_argument(parser)
+
+
+def add_imperfect_masks_argument(parser: argparse.ArgumentParser) -> None:
+    """--imperfect_masks: the label teacher's imperfect mode."""
+    parser.add_argument("--imperfect_masks", type=int_flag, default=0,
+                        help="1: --teacher label answers like a real segmenter, not perfectly: per view and click a "
+                             "mask sometimes takes a neighbouring part too (20 %%) or only a piece of the part near "
+                             "the click (20 %%), its border moved by up to 3 pixels (seeded by --seed)")
 
 
 def add_other_side_click_arguments(parser: argparse.ArgumentParser) -> None:

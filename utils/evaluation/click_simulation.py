@@ -8,11 +8,18 @@ between the region and the rest belongs to both sides, and clicking it says noth
 vertex (strips one face wide along the target's border) are skipped; when only those are left, the simulation
 stops. Predictions are per face (a face is in when the mean of its vertices' probabilities is > 0.5) and IoU is
 area-weighted over faces.
+
+That is the ``center`` simulator (evaluate.py ``--clicks center``, the default). People do not click the centre of
+an error (the RClicks study); the ``random`` simulator (``--clicks random``, as Point-SAM evaluates) draws each click
+uniformly over the area of the same region instead — the target for the first click, the largest error region with
+an inner vertex for the next — among its inner vertices not clicked yet, each weighted by the area around it in the
+region (a third of each of its faces), from a generator seeded per (seed, target, method), so that a rerun clicks
+the same vertices.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sparse
@@ -21,6 +28,10 @@ from scipy.sparse.csgraph import connected_components
 from utils.geometry.mesh_graph import geodesic_distances
 
 NOC_CAP = 20  # clicks at most per target
+SIMULATORS = ("center", "random")
+
+#: where in a region a click goes: (region (F,) bool, geometry, vertices clicked so far) → an inner vertex or None
+ClickPlacer = Callable[[np.ndarray, "MeshGeometry", Sequence[int]], Optional[int]]
 
 
 @dataclass
@@ -71,6 +82,17 @@ def area_iou(prediction: np.ndarray, target: np.ndarray, areas: np.ndarray) -> f
     return float(areas[prediction & target].sum() / union) if union > 0 else 1.0
 
 
+def _inner_vertices(region: np.ndarray, geometry: MeshGeometry, exclude: Sequence[int]):
+    """(inner, border): bool (N,) masks of the region's inner vertices not in ``exclude`` and of its border."""
+    inside = np.zeros(geometry.num_vertices, dtype=bool)
+    inside[geometry.faces[region].ravel()] = True
+    outside = np.zeros(geometry.num_vertices, dtype=bool)
+    outside[geometry.faces[~region].ravel()] = True
+    inner = inside & ~outside
+    inner[np.asarray(exclude, dtype=np.int64)] = False
+    return inner, inside & outside
+
+
 def inner_vertex(region: np.ndarray, geometry: MeshGeometry, exclude: Sequence[int] = ()) -> Optional[int]:
     """The inner vertex of a face region farthest (along edges) from the region's border; None if it has none.
 
@@ -80,26 +102,42 @@ def inner_vertex(region: np.ndarray, geometry: MeshGeometry, exclude: Sequence[i
     there would tell the segmenter nothing new) do not count. A region that is a whole connected piece of the mesh has
     no border; its first vertex is taken.
     """
-    inside = np.zeros(geometry.num_vertices, dtype=bool)
-    inside[geometry.faces[region].ravel()] = True
-    outside = np.zeros(geometry.num_vertices, dtype=bool)
-    outside[geometry.faces[~region].ravel()] = True
-    inner = inside & ~outside
-    inner[np.asarray(exclude, dtype=np.int64)] = False
+    inner, border = _inner_vertices(region, geometry, exclude)
     candidates = np.nonzero(inner)[0]
     if len(candidates) == 0:
         return None
-    border = np.nonzero(inside & outside)[0]
+    border = np.nonzero(border)[0]
     if len(border) == 0:
         return int(candidates[0])
     distance = geodesic_distances(geometry.graph, border)[candidates]
     return int(candidates[np.argmax(distance)])
 
 
-def first_click(target: np.ndarray, geometry: MeshGeometry) -> int:
-    """The first click on a target: its inner vertex farthest from its border (a target without inner vertices, a
-    strip one face wide: the vertex whose surrounding area lies most in it)."""
-    vertex = inner_vertex(target, geometry)
+class RandomInnerVertex:
+    """The ``random`` simulator's placer: an inner vertex of the region not clicked yet, drawn with probability
+    proportional to the area around it (a third of each of its faces: all of them lie in the region), i.e. uniformly
+    over the region's surface; None if the region has none.
+
+    Args:
+        generator: numpy generator the draws come from (seed it per target and method for reproducible clicks).
+    """
+
+    def __init__(self, generator: np.random.Generator) -> None:
+        self.generator = generator
+
+    def __call__(self, region: np.ndarray, geometry: MeshGeometry, exclude: Sequence[int] = ()) -> Optional[int]:
+        inner, _ = _inner_vertices(region, geometry, exclude)
+        candidates = np.nonzero(inner)[0]
+        if len(candidates) == 0:
+            return None
+        weights = np.asarray(geometry.vertex_faces[candidates] @ geometry.areas).ravel()
+        return int(self.generator.choice(candidates, p=weights / weights.sum()))
+
+
+def first_click(target: np.ndarray, geometry: MeshGeometry, place: ClickPlacer = inner_vertex) -> int:
+    """The first click on a target: the placer's inner vertex (default: the one farthest from its border; a target
+    without inner vertices, a strip one face wide: the vertex whose surrounding area lies most in it)."""
+    vertex = place(target, geometry, ())
     if vertex is not None:
         return vertex
     around = geometry.vertex_faces
@@ -108,11 +146,11 @@ def first_click(target: np.ndarray, geometry: MeshGeometry) -> int:
 
 
 def next_click(prediction: np.ndarray, target: np.ndarray, geometry: MeshGeometry,
-               clicked: Sequence[int] = ()) -> Optional[Tuple[int, bool]]:
-    """(vertex, positive) of the next click: the inner vertex farthest from the border (:func:`inner_vertex`) of the
-    largest error region (connected faces, by area) that has an inner vertex not clicked yet — positive in a missed
-    region, negative in a wrongly included one. None when no error region has one (no error left, or only strips
-    along the target's border that no vertex click can single out)."""
+               clicked: Sequence[int] = (), place: ClickPlacer = inner_vertex) -> Optional[Tuple[int, bool]]:
+    """(vertex, positive) of the next click: the placer's inner vertex (default: the one farthest from the border,
+    :func:`inner_vertex`) of the largest error region (connected faces, by area) that has an inner vertex not clicked
+    yet — positive in a missed region, negative in a wrongly included one. None when no error region has one (no
+    error left, or only strips along the target's border that no vertex click can single out)."""
     regions = []  # (area, faces, positive)
     for errors, positive in ((target & ~prediction, True), (prediction & ~target, False)):
         faces = np.nonzero(errors)[0]
@@ -126,7 +164,7 @@ def next_click(prediction: np.ndarray, target: np.ndarray, geometry: MeshGeometr
             continue
         region = np.zeros(len(target), dtype=bool)
         region[faces] = True
-        vertex = inner_vertex(region, geometry, clicked)
+        vertex = place(region, geometry, clicked)
         if vertex is not None:
             return vertex, positive
     return None

@@ -21,7 +21,16 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from utils.evaluation.click_simulation import NOC_CAP, MeshGeometry, area_iou, face_prediction, first_click, next_click
+from utils.evaluation.click_simulation import (
+    NOC_CAP,
+    ClickPlacer,
+    MeshGeometry,
+    area_iou,
+    face_prediction,
+    first_click,
+    inner_vertex,
+    next_click,
+)
 
 MIN_TARGET_AREA = 0.02  # targets: segments covering at least this share of the surface area
 IOU_AT = (1, 2, 3, 5, 10)  # clicks at which mean IoU is reported
@@ -54,15 +63,16 @@ class Click:
 
 
 def simulate_clicks(segmenter: Segmenter, target: np.ndarray, geometry: MeshGeometry,
-                    cap: int = NOC_CAP) -> List[Click]:
+                    cap: int = NOC_CAP, place: ClickPlacer = inner_vertex) -> List[Click]:
     """Click on ``target`` ((F,) bool) until ``cap`` clicks were made or no error region can be clicked.
 
     The first click is the target's vertex farthest from its border; each next one goes to the largest error region
     of the last prediction, on an inner vertex not clicked before (utils/evaluation/click_simulation.py). Fewer than
     ``cap`` clicks come back when the prediction was exact or its errors were only strips along the target's border that
-    no vertex click can single out (:func:`ious_per_click` carries the last IoU forward).
+    no vertex click can single out (:func:`ious_per_click` carries the last IoU forward). ``place``: where in a region
+    a click goes (default: the centre simulator; :class:`RandomInnerVertex`: the random one).
     """
-    vertices: List[int] = [first_click(target, geometry)]
+    vertices: List[int] = [first_click(target, geometry, place)]
     positive: List[bool] = [True]
     clicks: List[Click] = []
     while True:
@@ -72,7 +82,7 @@ def simulate_clicks(segmenter: Segmenter, target: np.ndarray, geometry: MeshGeom
         clicks.append(Click(vertices[-1], positive[-1], area_iou(prediction, target, geometry.areas), seconds))
         if len(clicks) == cap:
             return clicks
-        following = next_click(prediction, target, geometry, vertices)
+        following = next_click(prediction, target, geometry, vertices, place)
         if following is None:
             return clicks
         vertices.append(following[0])

@@ -52,6 +52,12 @@ def _format(value: float, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+_SIMULATOR_WORDS = {
+    "center": "each on the inner vertex of the largest error region farthest from its border",
+    "random": "each on an inner vertex drawn uniformly over the area of the largest error region (seeded)",
+}
+
+
 def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> str:
     """The whole summary.md text."""
     evaluated = [r for r in records if "targets" in r]
@@ -59,7 +65,11 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
     lines = [f"# iSeg evaluation — {settings['data']}", ""]
     teacher = settings["teacher"]
     if teacher == "label":
-        lines += ["**Teacher: label** — the 2D teacher answers with the annotator's ground-truth part masks, so these "
+        lines += ["**Teacher: label, imperfect masks** — the annotator's part masks, spoiled per view and click as a "
+                  "real segmenter's are (a neighbouring part taken too or only a piece of the part, borders moved "
+                  "by a few pixels): closer to SAM's quality than the perfect teacher, still not SAM.", ""
+                  ] if settings.get("imperfect_masks") else [
+                  "**Teacher: label** — the 2D teacher answers with the annotator's ground-truth part masks, so these "
                   "figures are the pipeline's *ceiling* with a perfect 2D segmenter (what is lost on the way: "
                   "views, feature resolution, training budget, click generalisation), not SAM's quality.", ""]
     else:
@@ -67,6 +77,8 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
     options = [f"`--{name} 1`" for name in ("negative_outside", "positive_inside") if settings.get(name)]
     options += ["`--same_part_negative ignore`"] if settings.get("same_part_negative") == "ignore" else []
     options += ["`--segmenter_rules 1`"] if teacher == "label" and settings.get("segmenter_rules") else []
+    options += ["`--clicks random`"] if settings.get("clicks") == "random" else []
+    options += ["`--imperfect_masks 1`"] if settings.get("imperfect_masks") else []
     profile = BUDGETS.get(ALIASES.get(settings["profile"], settings["profile"]))
     for name in ("decoder_samples", "decoder_pixels"):
         value = settings.get(name)
@@ -79,7 +91,8 @@ def summary_markdown(records: Sequence[Dict], settings: Dict[str, object]) -> st
     lines += [f"Profile `{settings['profile']}`{extra}, annotator {settings['annotator']}, seed {settings['seed']}; "
               f"{len(evaluated)} meshes evaluated" + (f", {len(failed)} failed" if failed else "") + ", "
               f"{sum(len(r['targets']) for r in evaluated)} targets (segments ≥ 2 % of the area); up to {NOC_CAP} "
-              f"clicks each. IoU is area-weighted over faces; iSeg's face is in when the mean of its vertices' "
+              f"clicks each, {_SIMULATOR_WORDS[settings.get('clicks', 'center')]}. "
+              f"IoU is area-weighted over faces; iSeg's face is in when the mean of its vertices' "
               f"probabilities is > 0.5. Random walk: Lai et al. 2008 on dihedral-angle weighted face adjacency, seeds "
               f"= the faces around clicked vertices; with no negative click yet, the vertex geodesically farthest from "
               f"the positive clicks is the background seed.", ""]

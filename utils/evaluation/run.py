@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import time
+import zlib
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence
 
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from utils.errors import InputError
 from utils.evaluation.baselines import RandomWalkSegmenter
-from utils.evaluation.click_simulation import MeshGeometry
+from utils.evaluation.click_simulation import MeshGeometry, RandomInnerVertex, inner_vertex
 from utils.evaluation.datasets import LabelledMesh, find_collection
 from utils.evaluation.protocol import IsegSegmenter, click_records, human_ceiling, segment_targets, simulate_clicks
 from utils.geometry.mesh_files import load_face_labels, load_mesh
@@ -48,6 +49,9 @@ class EvaluationSettings:
     same_part_negative: str = "split"
     seed: int = 0
     segmenter_rules: bool = False  # label teacher: the data rules a SAM-family teacher gets (the budget's bounds)
+    imperfect_masks: bool = False  # the label teacher's imperfect mode (models/label_teacher.py)
+    clicks: str = "center"  # the click simulator: center (the error region's inner vertex farthest from its border)
+    # or random (uniform over the region's area); see utils/evaluation/click_simulation.py
     sam_type: str = "vit_h"
     sam_checkpoint: Optional[str] = None
     keep_stage_data: bool = False
@@ -82,7 +86,8 @@ class EvaluationRun:
         self.free_prompts = args.teacher == "label" and not args.segmenter_rules
         variant = (("_no" if args.negative_outside else "") + ("_pi" if args.positive_inside else "")
                    + ("_ig" if args.same_part_negative == "ignore" else "")
-                   + ("_sr" if args.teacher == "label" and args.segmenter_rules else ""))
+                   + ("_sr" if args.teacher == "label" and args.segmenter_rules else "")
+                   + ("_im" if args.teacher == "label" and args.imperfect_masks else ""))
         # the resolved budget's digest (overrides included; what the teacher uses of it): a changed budget makes new
         # folders, never reuses stale ones
         budget = self.profile.record(self.free_prompts)
@@ -95,6 +100,7 @@ class EvaluationRun:
             "SAM": args.sam_type if args.teacher == "sam" else None, "profile": self.profile.name,
             "negative_outside": bool(args.negative_outside), "positive_inside": bool(args.positive_inside),
             "same_part_negative": args.same_part_negative, "segmenter_rules": not self.free_prompts,
+            "clicks": args.clicks, "imperfect_masks": args.teacher == "label" and bool(args.imperfect_masks),
             "decoder_samples": samples,
             "decoder_pixels": pixels, "budget": budget,
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
@@ -105,7 +111,8 @@ class EvaluationRun:
             self._sam = build_sam_teacher(args.sam_type, args.sam_checkpoint, self.device, args.seed)
 
     def record_path(self, entry: LabelledMesh) -> str:
-        tag = f"{self.teacher_tag}_{self.run_tag}"
+        # the simulator changes the records, not the training: one work folder serves both
+        tag = f"{self.teacher_tag}_{self.run_tag}" + ("_rc" if self.args.clicks == "random" else "")
         return os.path.join(self.args.out, "meshes", f"{self.collection.name}_{entry.mesh_id}_{tag}.json")
 
     def run(self) -> List[str]:
@@ -139,6 +146,14 @@ class EvaluationRun:
         save_iou_plot(records, plot, f"{self.collection.name}: {self.teacher_tag} teacher, {self.profile.name}")
         return [results, summary, plot]
 
+    def click_placer(self, entry: LabelledMesh, label: int, method: str):
+        """Where the simulated clicks on a target go: the centre of each region, or (``--clicks random``) a draw
+        seeded by (seed, mesh, target, method), so that a rerun or another method's order does not change it."""
+        if self.args.clicks == "center":
+            return inner_vertex
+        key = zlib.crc32(f"{self.collection.name}/{entry.mesh_id}/{label}/{method}".encode())
+        return RandomInnerVertex(np.random.default_rng([self.args.seed, key]))
+
     def evaluate_mesh(self, entry: LabelledMesh) -> Dict:
         """Train on one mesh (or reuse its stages) and simulate clicks on each of its targets."""
         args = self.args
@@ -150,8 +165,9 @@ class EvaluationRun:
         else:
             from models.build_teacher import build_teacher
 
-            teacher = build_teacher("label", mesh, self.device, labels=labels_path,
-                                    split_parts=args.same_part_negative == "split")
+            teacher = build_teacher("label", mesh, self.device, labels=labels_path, seed=args.seed,
+                                    split_parts=args.same_part_negative == "split",
+                                    imperfect_masks=args.imperfect_masks)
         workspace = MeshWorkspace(os.path.join(args.out, "work", self.collection.name, entry.mesh_id,
                                                f"{self.teacher_tag}_{self.run_tag}"))
         timings: Dict[str, float] = {}
@@ -176,7 +192,8 @@ class EvaluationRun:
             clicks = {}
             for name, segmenter in segmenters.items():
                 start = time.perf_counter()
-                clicks[name] = click_records(simulate_clicks(segmenter, target, geometry))
+                clicks[name] = click_records(simulate_clicks(segmenter, target, geometry,
+                                                             place=self.click_placer(entry, label, name)))
                 spent[name] += time.perf_counter() - start
             targets.append({"label": int(label), "area_share": round(float(geometry.areas[target].sum()) / total_area,
                                                                      5),
