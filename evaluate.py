@@ -85,8 +85,9 @@ def main(argv=None) -> None:
         annotator=args.annotator, methods=tuple(args.methods), negative_outside=bool(args.negative_outside),
         positive_inside=bool(args.positive_inside), decoder_samples=args.decoder_samples,
         decoder_pixels=args.decoder_pixels, same_part_negative=args.same_part_negative, seed=args.seed,
-        segmenter_rules=bool(args.segmenter_rules), clicks=args.clicks, imperfect_masks=bool(args.imperfect_masks), sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint,
-        keep_stage_data=args.keep_stage_data, device=args.device))
+        segmenter_rules=bool(args.segmenter_rules), clicks=args.clicks, imperfect_masks=bool(args.imperfect_masks),
+        sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint, keep_stage_data=args.keep_stage_data,
+        device=args.device))
     paths = run.run()
     for path in paths:
         print(f"wrote {path}")

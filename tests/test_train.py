@@ -32,16 +32,18 @@ def test_a_budget_s_printed_flags_give_each_script_the_budget(name):
     budget = BUDGETS[name]
     flags = budget.stage_flags(10_000, num_candidates=5_000)
     views = encoder.parse_args(["--generate_random_views", "1", *flags["encoder"]])
-    assert (views.n_views, views.num_epochs, views.embedding_dtype) == (budget.encoder_views, budget.encoder_epochs,
+    bounds = budget.data_settings(free_prompts=False)  # a SAM-family teacher
+    assert (views.n_views, views.num_epochs, views.embedding_dtype) == (bounds.encoder_views, budget.encoder_epochs,
                                                                         budgets.EMBEDDING_DTYPE)
     data = data_generation.parse_args(flags["data"])
-    bounds = budget.data_settings(free_prompts=False)  # a SAM-family teacher
     assert (data.percentage, data.n_views, data.view_pool) == (budget.click_percentage(10_000), budget.views_per_click,
                                                                bounds.view_pool)
     assert (data.second_clicks, data.refinement_steps) == (bounds.second_clicks, bounds.refinement_steps)
-    free = data_generation.parse_args(budget.stage_flags(10_000, free_prompts=True)["data"])
-    # the label teacher: the original's rules and the budget's pool
-    assert (free.second_clicks, free.refinement_steps, free.view_pool) == (5, 6, budget.view_pool)
+    free = budget.stage_flags(10_000, free_prompts=True)
+    free_data = data_generation.parse_args(free["data"])
+    # the label teacher: the original's rules and the budget's views
+    assert (free_data.second_clicks, free_data.refinement_steps, free_data.view_pool) == (5, 6, budget.view_pool)
+    assert encoder.parse_args(["--generate_random_views", "1", *free["encoder"]]).n_views == budget.encoder_views
     trained = build_decoder_parser("decoder.py").parse_args(["--mode", "train", *flags["decoder"]])
     assert (trained.num_epochs, trained.batch_size, trained.learning_rate, trained.lr_schedule) == (
         budget.decoder_epochs, budget.decoder_batch, budget.decoder_learning_rate, budget.decoder_lr_schedule)
@@ -106,7 +108,9 @@ def test_the_data_stage_bounds_a_costly_teacher_s_prompts_and_not_the_label_teac
         seen.append(settings)
         raise _StopAfterDataSettings
 
-    for stage in ("generate_views", "train_feature_field", "load_features"):
+    views = []
+    monkeypatch.setattr(runner, "generate_views", lambda mesh, teacher, root, count, **kwargs: views.append(count))
+    for stage in ("train_feature_field", "load_features"):
         monkeypatch.setattr(runner, stage, lambda *args, **kwargs: None)
     monkeypatch.setattr(runner, "generate_decoder_data", capture)
     quick = BUDGETS["quick"]
@@ -114,6 +118,7 @@ def test_the_data_stage_bounds_a_costly_teacher_s_prompts_and_not_the_label_teac
         runner.train_mesh(mesh, teacher, runner.MeshWorkspace(str(tmp_path)), quick, free_prompts=override)
     settings = seen[0]
     if bounded:
-        assert (settings.second_clicks, settings.refinement_steps, settings.view_pool) == (1, 1, 50)
+        assert (settings.second_clicks, settings.refinement_steps, settings.view_pool, views) == (1, 1, 50, [150])
     else:
-        assert (settings.second_clicks, settings.refinement_steps, settings.view_pool) == (5, 6, quick.view_pool)
+        assert (settings.second_clicks, settings.refinement_steps, settings.view_pool, views) == (
+            5, 6, quick.view_pool, [quick.encoder_views])

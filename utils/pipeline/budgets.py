@@ -17,14 +17,15 @@ SAVE_INTERVAL = 100  # decoder checkpoints every this many batches (decoder.py's
 
 @dataclass(frozen=True)
 class SegmenterBounds:
-    """What data generation asks of a teacher whose answers a network computes (the SAM family: ~0.35–45 s an image
-    encoding and ~50 ms a prompt on a CPU): data_generation.py ``--second_clicks`` and ``--refinement_steps`` (the
-    original's 5 candidates × 6 steps ask 1 + 2 · 5 · 6 = 61 prompts per (click, view)) and ``--view_pool`` (at most the
-    budget's; None: the budget's)."""
+    """What the stages ask of a teacher whose answers a network computes (the SAM family: ~0.35–60 s an image
+    encoding and ~55 ms a prompt on a CPU): data_generation.py ``--second_clicks`` and ``--refinement_steps`` (the
+    original's 5 candidates × 6 steps ask 1 + 2 · 5 · 6 = 61 prompts per (click, view)), and the image encodings:
+    ``--view_pool`` and encoder.py ``--n_views`` (each at most the budget's; None: the budget's)."""
 
     second_clicks: int = MAX_SECOND_CLICKS
     refinement_steps: int = REFINEMENT_STEPS
     view_pool: Optional[int] = None
+    encoder_views: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,13 @@ class Budget:
     segmenter: SegmenterBounds = SegmenterBounds()
 
     def data_settings(self, free_prompts: bool) -> SegmenterBounds:
-        """Second-click candidates, refinement steps and view pool of data generation for a teacher whose prompts
-        are free (``free_prompts``: the original's rules and this budget's pool) or cost (``segmenter``)."""
+        """Second-click candidates, refinement steps, view pool and encoder views for a teacher whose prompts are
+        free (``free_prompts``: the original's rules and this budget's views) or cost (``segmenter``, resolved)."""
         if free_prompts:
-            return SegmenterBounds(MAX_SECOND_CLICKS, REFINEMENT_STEPS, self.view_pool)
-        return replace(self.segmenter, view_pool=min(self.view_pool, self.segmenter.view_pool or self.view_pool))
+            return SegmenterBounds(MAX_SECOND_CLICKS, REFINEMENT_STEPS, self.view_pool, self.encoder_views)
+        bounds = self.segmenter
+        return replace(bounds, view_pool=min(self.view_pool, bounds.view_pool or self.view_pool),
+                       encoder_views=min(self.encoder_views, bounds.encoder_views or self.encoder_views))
 
     def record(self, free_prompts: bool) -> Dict[str, object]:
         """The budget as a dict of what it changes for a teacher with free prompts or costly ones (the segmenter
@@ -111,7 +114,7 @@ class Budget:
         once the ``num_candidates`` samples are known)."""
         data = self.data_settings(free_prompts)
         flags = {
-            "encoder": ["--n_views", str(self.encoder_views), "--num_epochs", str(self.encoder_epochs),
+            "encoder": ["--n_views", str(data.encoder_views), "--num_epochs", str(self.encoder_epochs),
                         "--embedding_dtype", EMBEDDING_DTYPE],
             "data": ["--percentage", repr(self.click_percentage(num_vertices)), "--n_views",
                      str(self.views_per_click), "--view_pool", str(data.view_pool), "--single_click", "1",
@@ -133,7 +136,7 @@ class Budget:
 _QUICK = Budget("quick", 200, 2, 0.03, 2, 100, 256, 1, 8, 5e-4, min_clicks=100, decoder_pixels=256,
                 decoder_lr_schedule="cosine",
                 decoder_settings=DecoderSettings(use_attention_q=False, use_attention_k=False),
-                segmenter=SegmenterBounds(second_clicks=1, refinement_steps=1, view_pool=50))
+                segmenter=SegmenterBounds(second_clicks=1, refinement_steps=1, view_pool=50, encoder_views=150))
 
 BUDGETS: Dict[str, Budget] = {
     # the original's defaults (its README's training sequence): hours per mesh on a CPU
@@ -144,9 +147,9 @@ BUDGETS: Dict[str, Budget] = {
     # that one short epoch settles; and identity query/key maps (the original's --use_attention_q 0
     # --use_attention_k 0): vertices attend to the clicks whose features are most like their own, which a short
     # training does not learn by itself. With a SAM-family teacher, one second-click candidate of each kind per
-    # (click, view), one refinement step and a pool of 50 views: 3 prompts per (click, view) instead of 61, ~1,800
-    # for a 10k-vertex mesh (the decoder trains on ~1,000 samples anyway), and 250 image encodings, so that the whole
-    # budget takes minutes on a CPU
+    # (click, view), one refinement step, a pool of 50 views and 150 encoder views: 3 prompts per (click, view)
+    # instead of 61, ~1,800 for a 10k-vertex mesh (the decoder trains on ~1,000 samples anyway), and 201 image
+    # encodings, so that the whole budget takes minutes on a CPU
     "quick": _QUICK,
     # the bundled demo: quick, with the original decoder's architecture, so that the original's README commands
     # (decoder.py without architecture flags) segment it

@@ -84,10 +84,11 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, budget: B
     views = ViewSettings()  # the original's defaults: 224 pixels, radius 2, white background
     free_prompts = teacher.free_prompts if free_prompts is None else free_prompts
     flags = budget.stage_flags(mesh.num_vertices, free_prompts=free_prompts)
+    bounds = budget.data_settings(free_prompts)
     if not os.path.exists(workspace.features):
         announce(f"encoder views and training: encoder.py {shlex.join(flags['encoder'])}")
         start = time.perf_counter()
-        generate_views(mesh.to(device), teacher, workspace.encoder_data, budget.encoder_views, seed=seed,
+        generate_views(mesh.to(device), teacher, workspace.encoder_data, bounds.encoder_views, seed=seed,
                        frontview_std=FRONTVIEW_STD, settings=views, embedding_dtype=getattr(torch, EMBEDDING_DTYPE),
                        progress=progress)
         workspace.record("encoder_views", time.perf_counter() - start)
@@ -107,7 +108,6 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, budget: B
     if not decoder_trained(workspace.checkpoint):
         announce(f"decoder data: data_generation.py {shlex.join(flags['data'])}")
         start = time.perf_counter()
-        bounds = budget.data_settings(free_prompts)
         settings = GenerationSettings(seed, budget.click_percentage(mesh.num_vertices), budget.views_per_click,
                                       bounds.view_pool, negative_outside=budget.negative_outside,
                                       positive_inside=budget.positive_inside, second_clicks=bounds.second_clicks,
