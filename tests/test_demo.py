@@ -106,3 +106,16 @@ def test_the_original_demo_command_works_from_any_working_directory(copy, tmp_pa
     checked = run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from utils.app import demo; "
                    "print(demo.check_assets())", str(copy)], tmp_path)
     assert checked.returncode == 0 and "decoder checkpoint loads" in checked.stdout, checked.stderr
+
+
+def test_the_demo_picture_says_each_case_in_words():
+    import torch
+
+    from utils.app.demo import describe_case
+
+    vertex_part = torch.tensor([0, 1, 2, 3, 1])  # handle, head, striking face, claw, head
+    say = lambda clicks: describe_case(torch.tensor([abs(c) for c in clicks]),  # noqa: E731
+                                       torch.tensor([c > 0 for c in clicks]), vertex_part)
+    assert say([1]) == "1 positive click on the head"
+    assert say([1, 2]) == "2 positive clicks (head, striking face)"
+    assert say([4, -3]) == "1 positive click on the head, 1 negative on the claw"

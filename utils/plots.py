@@ -92,15 +92,20 @@ def save_sample_preview(images: Sequence[np.ndarray], masks: Sequence[np.ndarray
 
 
 def save_image_grid(images: Sequence[np.ndarray], markers: Sequence[Sequence[tuple]], titles: Sequence[str],
-                    path: str, columns: int, cell_inches: float = 3.0) -> None:
-    """Images in a grid, each with click markers (x, y, positive) drawn lime (positive) or red (negative)."""
+                    path: str, columns: int, cell_inches: float = 3.0, title_size: float = 9) -> None:
+    """Images in a grid, each with click markers (x, y, positive) drawn lime (positive) or red (negative); a title
+    starting a row whose other titles are empty is written over the whole row."""
     rows = max(1, (len(images) + columns - 1) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(cell_inches * columns, cell_inches * rows), squeeze=False)
     for axis in axes.ravel():
         axis.axis("off")
-    for axis, image, marks, title in zip(axes.ravel(), images, markers, titles):
+    for index, (axis, image, marks, title) in enumerate(zip(axes.ravel(), images, markers, titles)):
         axis.imshow(np.clip(image, 0, 1))
         for x, y, positive in marks:
             axis.scatter([x], [y], c="lime" if positive else "red", s=40, edgecolors="black", linewidths=0.6)
-        axis.set_title(title, fontsize=9)
+        row_title = index % columns == 0 and not any(titles[index + 1:index + columns])
+        if columns > 1 and title and row_title:  # over the whole row, from its left edge
+            axis.set_title(title, fontsize=title_size, loc="left")
+        else:
+            axis.set_title(title, fontsize=title_size)
     save_figure(figure, path)

@@ -55,16 +55,40 @@ def check_assets(mesh_path: str = MESH, features_path: str = FEATURES, checkpoin
     return f"{mesh.num_vertices} vertices, features {tuple(features.shape)}, decoder checkpoint loads"
 
 
+PART_NAMES = {0: "handle", 1: "head", 2: "striking face", 3: "claw"}  # meshes/hammer_labels.npy's parts
+
+
+def vertex_parts(mesh, labels_path: str = LABELS) -> torch.Tensor:
+    """(N,) int64 a part each vertex of the hammer belongs to (one of its faces' labels)."""
+    from utils.geometry.mesh_files import load_face_labels
+
+    labels = torch.from_numpy(load_face_labels(labels_path, mesh.num_faces))
+    vertex_part = torch.full((mesh.num_vertices,), -1, dtype=torch.int64)
+    vertex_part[mesh.faces.reshape(-1)] = labels.repeat_interleave(3)
+    return vertex_part
+
+
+def describe_case(vertices: torch.Tensor, positive: torch.Tensor, vertex_part: torch.Tensor) -> str:
+    """A case's clicks in words, by the parts they are on: "1 positive click on the head", "2 positive clicks (head,
+    striking face)", "1 positive click on the head, 1 negative on the claw"."""
+    def named(chosen: List[int]) -> str:
+        parts = [PART_NAMES.get(int(vertex_part[v]), "?") for v in chosen]
+        return f"on the {parts[0]}" if len(parts) == 1 else f"({', '.join(parts)})"
+
+    on = [int(v) for v, p in zip(vertices.tolist(), positive.tolist()) if p]
+    off = [int(v) for v, p in zip(vertices.tolist(), positive.tolist()) if not p]
+    words = f"{len(on)} positive click{'s' if len(on) != 1 else ''} {named(on)}" if on else "no positive click"
+    return words + (f", {len(off)} negative {named(off)}" if off else "")
+
+
 def choose_demo_cases(mesh_path: str = MESH, labels_path: str = LABELS) -> List[List[str]]:
     """Click cases for the bundled hammer: one positive click on the head; on the head and the striking face; on the
     head with a negative click on the claw. Each click is the vertex of its part nearest to a hand-picked point."""
-    from utils.geometry.mesh_files import load_face_labels, load_mesh
+    from utils.geometry.mesh_files import load_mesh
 
     mesh = load_mesh(mesh_path)
-    labels = torch.from_numpy(load_face_labels(labels_path, mesh.num_faces))
     points = mesh.original_vertices()
-    vertex_part = torch.full((mesh.num_vertices,), -1, dtype=torch.int64)
-    vertex_part[mesh.faces.reshape(-1)] = labels.repeat_interleave(3)  # a part each vertex belongs to
+    vertex_part = vertex_parts(mesh, labels_path)
 
     def nearest(part: int, target) -> int:
         distance = (points - torch.tensor(target, dtype=torch.float32)).norm(dim=1)
@@ -74,8 +98,9 @@ def choose_demo_cases(mesh_path: str = MESH, labels_path: str = LABELS) -> List[
     return [[str(head)], [str(head), str(face)], [str(head), f"-{claw}"]]
 
 
-def save_summary(path: str = os.path.join(DECODER_DIR, "quickstart.png"), size: int = 200) -> str:
-    """The picture of the README: each demo case's segmentation (blue) from two views, clicks marked."""
+def save_summary(path: str = os.path.join(DECODER_DIR, "quickstart.png"), size: int = 320) -> str:
+    """The picture of the README: each demo case's segmentation (blue) from two views, clicks marked, each row titled
+    with its clicks in words and the ``--select_vertices`` that make it."""
     from utils.decoder.clicks import click_suffix, parse_clicks
     from utils.decoder.outputs import click_markers
     from utils.geometry.camera import Cameras
@@ -84,17 +109,26 @@ def save_summary(path: str = os.path.join(DECODER_DIR, "quickstart.png"), size: 
     from utils.plots import save_image_grid
 
     mesh = load_mesh(MESH)
+    vertex_part = vertex_parts(mesh)
     cameras = Cameras.from_degrees([20, 20], [60, 240])
     grey, fragments = render(mesh, cameras, size)
+    # every picture cropped to the square around what any view shows (the hammer fills a fifth of a view's width)
+    rows, columns = torch.nonzero((fragments.pix_to_face >= 0).any(dim=0), as_tuple=True)
+    centre = ((int(rows.min()) + int(rows.max())) // 2, (int(columns.min()) + int(columns.max())) // 2)
+    half = max(int(rows.max()) - int(rows.min()), int(columns.max()) - int(columns.min())) // 2 + 8
+    top, left = max(0, centre[0] - half), max(0, centre[1] - half)
     images, markers, titles = [], [], []
     for case in demo_cases():
         vertices, positive = parse_clicks(case, mesh.num_vertices)
         suffix = click_suffix(tuple(vertices.tolist()), tuple(1 if p else -1 for p in positive.tolist()))
         probability = torch.from_numpy(np.load(os.path.join(DECODER_DIR, f"vertex_probability_{suffix}.npy")))
-        images += list(probability_overlay(grey, fragments, mesh.faces, probability))
-        markers += click_markers(fragments, mesh, cameras, vertices, positive)
-        titles += [" ".join(case)] * len(cameras)
-    save_image_grid(images, markers, titles, path, columns=len(cameras), cell_inches=2.2)
+        images += [image[top:top + 2 * half, left:left + 2 * half]
+                   for image in probability_overlay(grey, fragments, mesh.faces, probability)]
+        markers += [[(x - left, y - top, sign) for x, y, sign in view]
+                    for view in click_markers(fragments, mesh, cameras, vertices, positive)]
+        words = describe_case(vertices, positive, vertex_part)
+        titles += [f"{words}\n--select_vertices {' '.join(case)}"] + [""] * (len(cameras) - 1)
+    save_image_grid(images, markers, titles, path, columns=len(cameras), cell_inches=3.4, title_size=13)
     return path
 
 
