@@ -105,6 +105,30 @@ def test_training_continues_after_a_kill_to_the_same_weights(trained, monkeypatc
     assert os.path.exists(root / "killed" / "decoder_checkpoint_e2.pth")
 
 
+def test_a_checkpoint_without_optimizer_state_continues_and_a_damaged_one_is_refused(trained, capsys):
+    """The bundled demo's slimmed checkpoints (and authors' files without the keys resuming needs) continue with fresh
+    Adam moments; a damaged training position is one line."""
+    root, decoder_args = trained
+    train = decoder_args + ["--mode", "train", "--num_epochs", "2", "--data_percentage", "0.15"]
+    decoder.main([*train, "--save_dir", str(root / "slim")])
+    path = root / "slim" / "decoder_checkpoint.pth"
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint.update(optimizer_state_dict={}, epoch=1, batch_idx=0)
+    del checkpoint["losses"]
+    torch.save(checkpoint, path)
+    capsys.readouterr()
+    decoder.main([*train, "--save_dir", str(root / "slim"), "--continue_train", "1"])
+    assert "no optimizer state" in capsys.readouterr().out
+    continued = torch.load(path, weights_only=True)
+    assert continued["epoch"] == 2 and continued["optimizer_state_dict"]["state"]  # trained on, Adam state saved
+    continued["epoch"] = "two"
+    torch.save(continued, path)
+    with pytest.raises(SystemExit):
+        run_cli(lambda: decoder.main([*train, "--save_dir", str(root / "slim"), "--continue_train", "1"]))
+    message = capsys.readouterr().err.strip()
+    assert "damaged" in message and len(message.splitlines()) == 1
+
+
 def errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(lambda: decoder.main(argv))

@@ -250,8 +250,24 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
         loaded_attention, loaded_head = load_decoder(path, settings, device)
         attention.load_state_dict(loaded_attention.state_dict())
         head.load_state_dict(loaded_head.state_dict())
-        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
-        epoch, done, losses = int(checkpoint["epoch"]), int(checkpoint["batch_idx"]), list(checkpoint["losses"])
+        state = checkpoint.get("optimizer_state_dict") or {}
+        if state:
+            try:
+                optimizer.load_state_dict(state)
+            except (KeyError, ValueError, RuntimeError) as exc:
+                raise InputError(f"{path}: its optimizer state does not fit this decoder ({exc}); train afresh "
+                                 f"(--continue_train 0) or with the settings it was made with") from None
+        else:  # a slimmed checkpoint (the bundled demo's): the weights go on, Adam's moments start again
+            print(f"{path} has no optimizer state: continuing with fresh Adam moments")
+        try:
+            epoch, done = int(checkpoint.get("epoch", 0)), int(checkpoint.get("batch_idx", 0))
+            losses = [float(loss) for loss in checkpoint.get("losses", [])]
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: its epoch, batch_idx or losses are damaged; train afresh "
+                             f"(--continue_train 0)") from None
+        if epoch < 0 or done < 0:
+            raise InputError(f"{path}: epoch {epoch}, batch {done} are not a training position; train afresh "
+                             f"(--continue_train 0)")
         print(f"continuing decoder training at epoch {epoch + 1}, batch {done}")
 
     features = features.to(device)
