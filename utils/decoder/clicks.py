@@ -30,13 +30,27 @@ def farthest_point_sampling(points: torch.Tensor, count: int, start: int = 0) ->
     return chosen
 
 
+MAX_SUFFIX = 150  # characters: with the longest prefix (colored_mesh_with_clicks_) and .ply, far below 255
+
+
 def click_suffix(vertices: Tuple[int, ...], signs: Tuple[int, ...]) -> str:
     """The original's output-name suffix for clicks, e.g. ``v5141_v-10795``; a negative click on vertex 0 is
-    ``vn0`` (the original could not express it)."""
+    ``vn0`` (the original could not express it). Beyond MAX_SUFFIX characters (dozens of clicks, which a file name
+    cannot hold: most file systems stop at 255 bytes) the first clicks are kept, then how many more and a digest of
+    them all: ``v1_v2_…_v40_and260more_3f9c0a1b2d4e``, different for every click list."""
+    import hashlib
+
     parts = []
     for vertex, sign in zip(vertices, signs):
         parts.append(f"v{vertex}" if sign > 0 else (f"v-{vertex}" if vertex != 0 else "vn0"))
-    return "_".join(parts)
+    whole = "_".join(parts)
+    if len(whole) <= MAX_SUFFIX:
+        return whole
+    digest = hashlib.sha1(whole.encode()).hexdigest()[:12]
+    kept: list = []
+    while len("_".join(kept + [parts[len(kept)]])) <= MAX_SUFFIX - 40:
+        kept.append(parts[len(kept)])
+    return f"{'_'.join(kept)}_and{len(parts) - len(kept)}more_{digest}"
 
 
 def parse_click(token: str) -> Tuple[int, bool]:
