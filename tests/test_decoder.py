@@ -158,7 +158,8 @@ def test_click_parsing():
         parse_clicks([], 10)
     assert click_suffix((5141, 10795), (1, -1)) == "v5141_v-10795" and click_suffix((0,), (-1,)) == "vn0"
     many = tuple(range(1000, 1300))
-    names = {click_suffix(many, (1,) * 300), click_suffix(many, (1,) * 299 + (-1,)), click_suffix(many[:-1], (1,) * 299)}
+    names = {click_suffix(many, (1,) * 300), click_suffix(many, (1,) * 299 + (-1,)),
+             click_suffix(many[:-1], (1,) * 299)}
     assert len(names) == 3 and all(len(name) <= 150 and name.startswith("v1000_v1001_") for name in names)
 
 

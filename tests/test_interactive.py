@@ -18,6 +18,7 @@ from models.decoder_predictor import DecoderPredictor
 from utils.app.server import THREE_DIR, make_server
 from utils.app.session import Colours, InteractiveSession, RequestError, parse_clicks_request
 from utils.decoder.clicks import parse_clicks
+from utils.errors import InputError
 from utils.geometry.mesh_files import load_mesh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,10 +41,10 @@ def hammer():
     return mesh, predictor, face_labels, votes.argmax(axis=1)  # vertex label = majority of its faces
 
 
-def make_session(hammer, save_dir):
+def make_session(hammer, save_dir, name="hammer"):
     mesh, predictor, _, _ = hammer
     colours = Colours((180, 180, 180), (28, 99, 227), (0, 255, 0), (255, 0, 0))
-    return InteractiveSession(mesh, predictor, "hammer", str(save_dir), colours,
+    return InteractiveSession(mesh, predictor, name, str(save_dir), colours,
                               ["--obj_path", MESH, "--encoder_f_path", FEATURES, "--save_dir", str(save_dir)])
 
 
@@ -131,6 +132,66 @@ def test_server_answers_bad_requests_with_400_and_stays_up(server, hammer):
     assert status == 200 and len(payload["probability"]) == len(vertex_labels)
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(server + "/vendor/../../interactive.py", timeout=10)
+
+
+def raw_request(server, text: bytes, read_timeout: float = 10.0) -> bytes:
+    """Send bytes as they are (headers a browser or an attacker's page would send) and read the whole reply."""
+    import socket
+
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as connection:
+        connection.sendall(text)
+        connection.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    return reply
+
+
+def request_text(method: str, path: str, host: str, body: bytes = b"", **headers) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close", f"Content-Length: {len(body)}"]
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_only_this_machine_s_pages_may_use_the_server(server, hammer, tmp_path):
+    _, _, _, vertex_labels = hammer
+    here = server.split("//", 1)[1]
+    clicks = json.dumps({"clicks": [[head_vertex(vertex_labels), True]], "segment": 1}).encode()
+    ok = raw_request(server, request_text("GET", "/api/mesh", here))
+    assert ok.startswith(b"HTTP/1.0 200") or ok.startswith(b"HTTP/1.1 200")
+    # a DNS-rebinding page: the browser sends the attacker's name as Host
+    rebound = raw_request(server, request_text("GET", "/api/mesh", "evil.example:" + here.split(":")[1]))
+    assert b" 403 " in rebound.split(b"\r\n", 1)[0] and b"vertices" not in rebound
+    # a cross-site page: a form post (no JSON type) and a fetch with a foreign Origin, both refused, nothing written
+    form = raw_request(server, request_text("POST", "/api/export", here, clicks, Content_Type="text/plain"))
+    assert b" 415 " in form.split(b"\r\n", 1)[0]
+    foreign = raw_request(server, request_text("POST", "/api/export", here, clicks, Content_Type="application/json",
+                                               Origin="http://evil.example"))
+    assert b" 403 " in foreign.split(b"\r\n", 1)[0]
+    assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").iterdir())
+    same = raw_request(server, request_text("POST", "/api/predict", here, clicks, Content_Type="application/json",
+                                            Origin=server))
+    assert b" 200 " in same.split(b"\r\n", 1)[0]  # the page itself (same origin) is served
+    # a body shorter than its Content-Length, and a body that is not an object: each gets a reply, not a reset
+    short = request_text("POST", "/api/predict", here, b"{", Content_Type="application/json").replace(
+        b"Content-Length: 1", b"Content-Length: 50")
+    assert b" 400 " in raw_request(server, short).split(b"\r\n", 1)[0]
+    listed = raw_request(server, request_text("POST", "/api/predict", here, b"[1, 2]", Content_Type="application/json"))
+    assert listed.split(b"\r\n", 1)[0].split()[1] in (b"400", b"500")
+
+
+def test_server_settings_and_export_names_are_confined(hammer, tmp_path):
+    import utils.app.server as app_server
+
+    server = make_server(make_session(hammer, tmp_path), "127.0.0.1", 0)
+    try:
+        assert server.request_queue_size >= 64 and server.RequestHandlerClass.timeout == app_server.SOCKET_TIMEOUT
+    finally:
+        server.server_close()
+    for name in ("../x", "a/b", "..", ""):
+        with pytest.raises(InputError, match="plain name"):
+            make_session(hammer, tmp_path, name=name)
 
 
 def browser_available():

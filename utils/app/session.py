@@ -30,6 +30,7 @@ import torch
 
 from models.decoder_predictor import DecoderPredictor
 from utils.decoder.outputs import vertex_colours
+from utils.errors import InputError
 from utils.geometry.mesh import Mesh
 from utils.io import save_json, save_numpy, save_ply, save_text
 
@@ -95,6 +96,10 @@ class InteractiveSession:
 
     def __init__(self, mesh: Mesh, predictor: DecoderPredictor, name: str, save_dir: str, colours: Colours,
                  replay: Sequence[str]) -> None:
+        if not name or name in (".", "..") or os.path.basename(name) != name or (os.altsep and os.altsep in name) \
+                or "\0" in name:
+            raise InputError(f"--name must be a plain name, without folders (exports go to {save_dir}/exports): "
+                             f"got {name!r}")
         self.mesh, self.predictor, self.name, self.colours = mesh, predictor, name, colours
         self.export_dir = os.path.join(save_dir, "exports")
         self.replay = list(replay)
