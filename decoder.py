@@ -7,7 +7,9 @@
         --encoder_f_path ./demo/hammer/encoder/pred_f.pth --obj_path ./meshes/hammer.obj --select_vertices 5141 -10795
 
 Clicks: a vertex index is a positive click, a negative index a negative click; ``p<i>`` / ``n<i>`` say it explicitly
-(``n0`` is a negative click on vertex 0). See utils/decoder/training.py and utils/decoder/outputs.py.
+(``n0`` is a negative click on vertex 0). ``--click_aware 1`` (not in the original) segments with the click-aware
+decoder: the clicks, in their order, each edit the segment where they are (models/click_aware.py); outputs end in
+``_click_aware``. See utils/decoder/training.py and utils/decoder/outputs.py.
 Default paths (``./meshes/hammer.obj``, ``./experiments/hammer/...``) are taken from the repository root.
 """
 import argparse
@@ -64,13 +66,19 @@ def test(args, mesh, features, device) -> None:
     vertices, positive = parse_clicks(args.select_vertices, mesh.num_vertices)
     settings = decoder_settings_from_args(args)
     predictor = load_predictor(os.path.join(args.save_dir, args.model_name), features, settings, device)
+    if args.click_aware:
+        from models.click_aware import ClickAwarePredictor
+
+        predictor = ClickAwarePredictor.for_mesh(predictor, mesh)
     start = time.perf_counter()
     probability = predictor.predict(vertices, positive)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    print(f"inference time (attention + head, {mesh.num_vertices} vertices): "
-          f"{(time.perf_counter() - start) * 1e3:.1f} ms")
+    what = "click-aware: a decoder pass and an edit per click" if args.click_aware else "attention + head"
+    print(f"inference time ({what}, {mesh.num_vertices} vertices): {(time.perf_counter() - start) * 1e3:.1f} ms")
     suffix = click_suffix(tuple(vertices.tolist()), tuple(1 if p else -1 for p in positive.tolist()))
+    if args.click_aware:  # its outputs beside, not over, the original decoder's
+        suffix += "_click_aware"
     paths = write_test_outputs(mesh.to(device), probability, vertices, positive, suffix, args.save_dir,
                                args.seg_color, args.base_color, args.pos_color, args.neg_color,
                                bool(args.show_seg), bool(args.show_spheres), args.sphere_radius,

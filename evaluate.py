@@ -9,6 +9,8 @@ detected automatically. Per mesh the whole pipeline runs (encoder → decoder da
 and budget (--profile), then every segment covering ≥ 2 % of the area is segmented with up to 20 simulated clicks.
 With --teacher label the teacher answers with the same annotator's labels: the figures are the pipeline's ceiling
 with a perfect 2D segmenter. Finished meshes and stages are reused: rerun the same command to continue.
+With --click_aware 1 the click-aware decoder (the same trained decoder, each click an edit of the segment where it
+is) runs beside the original on the same features and simulator; a finished run given it adds only its clicks.
 
 Writes to --out: results.json (every mesh, target and click), summary.md, iou_vs_clicks.png, meshes/<id>.json
 (one per mesh) and work/ (each mesh's features and decoder).
@@ -61,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "its border) or random (uniform over the region, as people click); the training is "
                              "shared")
     add_imperfect_masks_argument(parser)
+    parser.add_argument("--click_aware", type=int_flag, default=0,
+                        help="1: also the click-aware decoder (each click edits the segment where it is; "
+                             "models/click_aware.py) on the same features, beside the original decoder")
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
     parser.add_argument("--SAM", default="vit_h", choices=TEACHER_MODELS, help="SAM model for --teacher sam")
     parser.add_argument("--sam_checkpoint", default=None, help="SAM checkpoint (default: SAM_repo/model_checkpoints/)")
@@ -82,7 +87,8 @@ def main(argv=None) -> None:
 
     run = EvaluationRun(EvaluationSettings(
         data=args.data, out=args.out, teacher=args.teacher, profile=args.profile, meshes=args.meshes,
-        annotator=args.annotator, methods=tuple(args.methods), negative_outside=bool(args.negative_outside),
+        annotator=args.annotator, methods=tuple(args.methods) + (("iseg_click_aware",) if args.click_aware else ()),
+        negative_outside=bool(args.negative_outside),
         positive_inside=bool(args.positive_inside), decoder_samples=args.decoder_samples,
         decoder_pixels=args.decoder_pixels, same_part_negative=args.same_part_negative, seed=args.seed,
         segmenter_rules=bool(args.segmenter_rules), clicks=args.clicks, imperfect_masks=bool(args.imperfect_masks),

@@ -5,7 +5,8 @@ interactive.py, same flags, with a web page instead of a polyscope window).
     python interactive.py --obj_path my.obj --encoder_f_path experiments/my/encoder/pred_f.pth \\
         --save_dir experiments/my/decoder/ --port 8080
 
-The mesh, its features and the decoder are loaded once; every click is answered by the decoder (see
+The mesh, its features and the decoder are loaded once; every click is answered by the decoder, or with the page's
+click-aware switch on (at start with --click_aware 1) by the click-aware decoder (see
 utils/app/server.py for the API, utils/app/session.py for the exports). The server listens on
 127.0.0.1 unless --host says otherwise; on a remote machine, forward the port (ssh -L 8000:127.0.0.1:8000 host).
 Flags of decoder.py that only matter for training or test outputs are accepted and have no effect here.
@@ -48,7 +49,7 @@ def build_session(args):
     # the decoder.py command that gives the same probabilities: the same files and the same architecture flags
     replay = ["--obj_path", args.obj_path, "--encoder_f_path", args.encoder_f_path, "--save_dir", args.save_dir,
               "--model_name", args.model_name, *settings.changed_arguments()]
-    return InteractiveSession(mesh, predictor, args.name, args.save_dir, colours, replay)
+    return InteractiveSession(mesh, predictor, args.name, args.save_dir, colours, replay, bool(args.click_aware))
 
 def main(argv=None) -> None:
     args = parse_args(argv)

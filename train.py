@@ -16,7 +16,7 @@ import argparse
 import os
 import shlex
 
-from utils.cli import add_device_argument, add_other_side_click_arguments, add_teacher_arguments
+from utils.cli import add_device_argument, add_other_side_click_arguments, add_teacher_arguments, int_flag
 from utils.errors import InputError, run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
@@ -33,6 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="features and checkpoints go to <experiments_root>/<name>/")
     parser.add_argument("--seed", type=int, default=0, help="seed of every stage")
     add_other_side_click_arguments(parser)
+    parser.add_argument("--click_aware", type=int_flag, default=0,
+                        help="1: the printed decoder.py and interactive.py commands use the click-aware decoder (each "
+                             "click edits the segment where it is; trained as without it: it needs no training)")
     add_teacher_arguments(parser)
     add_device_argument(parser)
     return resolve_repo_defaults(parser.parse_args(argv))
@@ -65,8 +68,12 @@ def main(argv=None) -> None:
                test_view=name, announce=lambda message: print(f"\n{message}", flush=True))
     test = ["python", "decoder.py", "--mode", "test", "--obj_path", args.obj_path, "--encoder_f_path",
             workspace.features, "--save_dir", workspace.decoder, "--model_name", DECODER_CHECKPOINT_FILE,
-            *budget.decoder_settings.changed_arguments(), "--select_vertices", "<vertex>"]
+            *budget.decoder_settings.changed_arguments()]
+    click_aware = ["--click_aware", "1"] if args.click_aware else []
+    interactive = ["python", "interactive.py", *test[4:], *click_aware]
+    test += [*click_aware, "--select_vertices", "<vertex>"]
     print(f"\ndone. Segment with (clicks are vertex ids; a negative id is a negative click):\n  {shlex.join(test)}")
+    print(f"or click in the browser:\n  {shlex.join(interactive)}")
 
 
 if __name__ == "__main__":

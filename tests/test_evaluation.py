@@ -127,7 +127,7 @@ def test_iou_and_noc_bookkeeping_on_hand_made_curves():
 def test_random_walk_segmenter_finds_the_clicked_box():
     vertices, faces, labels = two_boxes(subdivisions=2)
     geometry = MeshGeometry.build(vertices, faces)
-    segmenter = RandomWalkSegmenter(vertices, faces, geometry)
+    segmenter = RandomWalkSegmenter(geometry)
     for part in (0, 1):
         clicks = simulate_clicks(segmenter, labels == part, geometry, cap=3)
         assert clicks[0].iou > 0.95
@@ -167,6 +167,57 @@ def test_evaluate_writes_results_summary_and_plot_and_reuses_them(tmp_path, caps
     evaluate.main(arguments)  # rerun: the mesh's record is reused, not recomputed
     assert record.stat().st_mtime_ns == before
     assert summary_markdown(results["meshes"], results["settings"]) == (out / "summary.md").read_text()
+
+
+class PartDecoder:
+    """A DecoderPredictor stand-in that knows the parts: in are the parts positive clicks are on and no negative one."""
+
+    def __init__(self, vertex_labels):
+        import torch
+
+        self.vertex_labels = vertex_labels
+        self.features = torch.zeros(len(vertex_labels), 1)
+
+    @property
+    def num_vertices(self):
+        return len(self.vertex_labels)
+
+    def predict(self, vertices, positive):
+        import torch
+
+        on = self.vertex_labels[vertices.numpy()]
+        wanted = set(on[positive.numpy()].tolist()) - set(on[~positive.numpy()].tolist())
+        return torch.from_numpy(np.isin(self.vertex_labels, sorted(wanted)).astype(np.float32))
+
+
+def test_evaluate_click_aware_adds_its_method_beside_the_others_on_the_same_training(tmp_path, monkeypatch):
+    import evaluate
+    import utils.evaluation.run as run
+
+    vertices, faces, labels = make_psb(tmp_path / "psb", annotators=1)
+    vertex_labels = np.zeros(len(vertices), dtype=np.int64)
+    vertex_labels[faces.ravel()] = np.repeat(labels, 3)  # each box's vertices carry its label
+    trained = []
+    monkeypatch.setattr(run, "train_mesh", lambda *a, **k: trained.append(1) or PartDecoder(vertex_labels))
+    out = tmp_path / "out"
+    arguments = ["--data", str(tmp_path / "psb"), "--out", str(out), "--device", "cpu"]
+    evaluate.main(arguments)
+    (path,) = (out / "meshes").iterdir()
+    before = json.loads(path.read_text())
+    assert all(set(t["clicks"]) == {"iseg", "random_walk"} for t in before["targets"])
+    evaluate.main(arguments + ["--click_aware", "1"])  # adds only the click-aware decoder's clicks
+    after = json.loads(path.read_text())
+    assert len(trained) == 2  # the stages are reused through train_mesh (here: the stand-in) each time
+    for old, new in zip(before["targets"], after["targets"]):
+        assert set(new["clicks"]) == {"iseg", "random_walk", "iseg_click_aware"}
+        assert new["clicks"]["iseg"] == old["clicks"]["iseg"] and new["clicks"]["random_walk"] == old["clicks"][
+            "random_walk"]
+        assert new["clicks"]["iseg_click_aware"][0]["iou"] > 0.99  # a box is found with one click
+    summary = (out / "summary.md").read_text()
+    assert "| iSeg click-aware |" in summary and "Mean IoU of iSeg click-aware minus the random walk's" in summary
+    assert "simulation_iseg_click_aware" in after["timings"] and "simulation_iseg" in after["timings"]
+    evaluate.main(arguments + ["--click_aware", "1"])  # nothing left to add: the record is kept as it is
+    assert len(trained) == 2 and json.loads(path.read_text()) == after
 
 
 def test_evaluate_reports_bad_arguments_in_one_line(tmp_path, capsys):
@@ -277,6 +328,10 @@ def test_the_pipeline_on_a_mesh_learns_the_clicked_part_and_reuses_its_stages(tm
     first = [first_click(labels == part, geometry) for part in (0, 1)]
     kept = area_iou(segmenter(first, [True, False]), labels == 0, geometry.areas)
     assert kept > 0.9  # a negative click on the other half keeps the clicked half and leaves the other out
+    from models.click_aware import ClickAwarePredictor
+
+    click_aware = ClickAwarePredictor(predictor, geometry)
+    assert area_iou(click_aware.segment(first, [True, False]), labels == 0, geometry.areas) > 0.9  # the same with it
     again = train_mesh(mesh, teacher, workspace, tiny)  # every stage is reused
     assert workspace.load_timings() == timings
     assert torch.equal(again.features, predictor.features)

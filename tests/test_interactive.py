@@ -208,7 +208,7 @@ def test_the_page_in_headless_chromium_segments_the_head_undoes_and_exports(serv
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    mesh, _, face_labels, vertex_labels = hammer
+    mesh, predictor, face_labels, vertex_labels = hammer
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
@@ -282,6 +282,17 @@ def test_the_page_in_headless_chromium_segments_the_head_undoes_and_exports(serv
         assert np.allclose(np.load(exports / "hammer_segment1_probability.npy"), probability, atol=6e-5)
         assert json.loads((exports / "hammer_segment1_clicks.json").read_text())["clicks"][0]["vertex"] == clicks[0][0]
         assert (exports / "hammer_segment1.ply").stat().st_size > 0
+
+        # the click-aware switch asks again, and its answer is the click-aware decoder's
+        count = int(body().get_attribute("data-predictions"))
+        driver.find_element(By.ID, "click-aware").click()
+        wait_until(answered_after(count), "the click-aware answer")
+        aware = np.array(driver.execute_script("return Array.from(window.iseg.state.probability)"))
+        from models.click_aware import ClickAwarePredictor
+
+        expected = ClickAwarePredictor.for_mesh(predictor, mesh).predict(torch.tensor([clicks[0][0]]),
+                                                                         torch.tensor([True])).numpy()
+        assert np.allclose(aware, expected, atol=6e-5) and not np.allclose(aware, probability, atol=6e-5)
     finally:
         driver.quit()
 
@@ -338,3 +349,39 @@ def test_the_exported_replay_command_gives_the_session_s_probabilities_for_any_d
              and replay[2:][k - 1] not in attention_flags]
     decoder.main(plain + ["--device", "cpu"])  # without the flags: another network (the bug this guards against)
     assert not np.array_equal(np.load(save_dir / "vertex_probability_v3_v-40.npy"), replayed)
+    # the click-aware switch: its export replays with --click_aware 1 to the same values
+    exported = session.export([3, 40], [True, False], segment=2, click_aware=True)
+    record = json.load(open(exported["paths"]["clicks"]))
+    replay = shlex.split(record["replay"])
+    assert record["click_aware"] is True and replay[replay.index("--click_aware") + 1] == "1"
+    decoder.main(replay[2:] + ["--device", "cpu"])
+    replayed = np.load(save_dir / "vertex_probability_v3_v-40_click_aware.npy")
+    assert np.array_equal(replayed, np.load(exported["paths"]["probability"]))
+
+
+def test_the_click_aware_switch_answers_with_the_click_aware_decoder(hammer, tmp_path):
+    """The bundled demo's third case (positive on the head, negative on the claw) keeps the head and leaves the claw
+    out with either decoder; the page's switch picks the click-aware one and a bad switch value is a 400."""
+    from models.click_aware import ClickAwarePredictor
+
+    mesh, predictor, face_labels, vertex_labels = hammer
+    session = make_session(hammer, tmp_path)
+    head, claw = [int(token.strip('"')) for token in
+                  open(os.path.join(ROOT, "demo", "hammer", "bundled_cases.txt")).read().splitlines()[2].split()]
+    claw = -claw
+    assert vertex_labels[head] == HEAD and vertex_labels[claw] == 3
+    body = {"clicks": [[head, True], [claw, False]]}
+    plain = session.predict_request(body)
+    aware = session.predict_request({**body, "click_aware": True})
+    assert plain["click_aware"] is False and aware["click_aware"] is True
+    expected = ClickAwarePredictor.for_mesh(predictor, mesh).predict(torch.tensor([head, claw]),
+                                                                     torch.tensor([True, False])).numpy()
+    assert np.allclose(aware["probability"], expected, atol=5e-5)  # rounded to 4 decimals in the reply
+    faces = mesh.faces.numpy()
+    for answer in (plain, aware):
+        selected = np.asarray(answer["probability"])[faces].mean(axis=1) > 0.5
+        assert np.mean(selected[face_labels == HEAD]) > 0.9 and np.mean(selected[face_labels == 3]) < 0.1
+    with pytest.raises(RequestError):
+        session.predict_request({**body, "click_aware": 1})
+    on = InteractiveSession(mesh, predictor, "hammer", str(tmp_path), session.colours, [], click_aware=True)
+    assert on.mesh_payload()["click_aware"] is True and on.predict_request(body)["click_aware"] is True

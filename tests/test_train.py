@@ -68,8 +68,11 @@ def test_train_py_runs_the_budget_and_its_printed_command_segments_the_mesh(tmp_
     assert "encoder.py --n_views 30 --num_epochs 2" in printed and "--use_attention_q 0" in printed
     assert (tmp_path / "data" / "boxes" / "decoder_data" / "manifest.json").exists()  # train.py keeps stage data
     assert (tmp_path / "experiments" / "boxes" / "encoder" / "test_image.png").exists()  # the encoder's test view
-    command = shlex.split(printed.strip().splitlines()[-1])
-    assert command[:2] == ["python", "decoder.py"]
+    commands = {line.split()[1]: shlex.split(line) for line in printed.splitlines() if line.startswith("  python ")}
+    command = commands["decoder.py"]
+    import interactive
+
+    assert interactive.parse_args(commands["interactive.py"][2:]).save_dir == command[command.index("--save_dir") + 1]
     vertex = int(np.flatnonzero(np.bincount(faces[labels == 0].ravel(), minlength=len(vertices)))[0])
     decoder.main([*command[2:-1], str(vertex), "--device", "cpu"])
     probability = np.load(tmp_path / "experiments" / "boxes" / "decoder" / f"vertex_probability_v{vertex}.npy")
@@ -79,9 +82,11 @@ def test_train_py_runs_the_budget_and_its_printed_command_segments_the_mesh(tmp_
     capsys.readouterr()
     train.main(["--obj_path", mesh_path, "--budget", "quick", "--teacher", "label", "--labels",
                 labels_path, "--data_root", str(tmp_path / "data"), "--experiments_root",
-                str(tmp_path / "experiments"), "--device", "cpu"])
+                str(tmp_path / "experiments"), "--device", "cpu", "--click_aware", "1"])
     again = capsys.readouterr().out
     assert "encoder: skipped" in again and "decoder: skipped" in again  # a finished run is not trained again
+    commands = [shlex.split(line) for line in again.splitlines() if line.startswith("  python ")]
+    assert len(commands) == 2 and all(c[c.index("--click_aware") + 1] == "1" for c in commands)  # the click-aware one
 
 
 class _StopAfterDataSettings(Exception):

@@ -129,6 +129,11 @@ def build_decoder_parser(description: str, interactive: bool = False) -> argpars
         parser.add_argument("--mode", default="test", choices=["train", "test"], help="train or test (default)")
     parser.add_argument("--select_vertices", nargs="+", default=["0"],
                         help="clicks: 5141 (positive), -10795 (negative), p<i> / n<i> (n0: negative on vertex 0)")
+    parser.add_argument("--click_aware", type=int_flag, default=0,
+                        help="1: the click-aware decoder (not in the original): each click, in order, edits the "
+                             "segment where it is (models/click_aware.py); the same checkpoint, no training of its "
+                             "own (--mode train trains as without it)" + ("; the page's switch starts on"
+                                                                        if interactive else ""))
     parser.add_argument("--show_seg", type=int_flag, default=1, help="0: write the mesh in the base colour only")
     parser.add_argument("--show_spheres", type=int_flag, default=0, help="1: add a sphere on each click to the PLY")
     parser.add_argument("--sphere_radius", type=float, default=0.025, help="click sphere radius (unit-ball units)")

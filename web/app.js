@@ -1,6 +1,7 @@
 // interactive.py's page: draws the mesh with three.js, turns clicks into decoder requests, colours the answer.
 // Colour of a vertex = p·segment + (1 − p)·base (the original's scheme); with Otsu on, p is first binarised at
 // Otsu's threshold of the probabilities. Clicks are shown as small spheres (positive / negative colours).
+// The click-aware switch asks for the click-aware decoder's answer (each click an edit of the segment where it is).
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 
@@ -103,7 +104,7 @@ async function update() {
   document.body.dataset.status = 'busy';
   const started = performance.now();
   try {
-    const answer = await api('/api/predict', { clicks: state.clicks });
+    const answer = await api('/api/predict', { clicks: state.clicks, click_aware: $('click-aware').checked });
     if (id !== state.request) return; // a newer request is on its way
     state.probability = Float32Array.from(answer.probability);
     state.otsuThreshold = answer.otsu_threshold;
@@ -182,6 +183,7 @@ async function exportSegment() {
   document.body.dataset.status = 'busy';
   try {
     const answer = await api('/api/export', { clicks: state.clicks, otsu: $('otsu').checked,
+                                             click_aware: $('click-aware').checked,
                                              segment: state.segment, format: $('format').value });
     message(`segment ${state.segment}: ${answer.selected_faces} faces\n` +
             Object.values(answer.paths).join('\n'), true);
@@ -203,6 +205,7 @@ $('undo').addEventListener('click', undo);
 $('redo').addEventListener('click', redo);
 $('reset').addEventListener('click', () => { if (state.clicks.length) change([]); });
 $('otsu').addEventListener('change', () => { if (state.probability) colourVertices(); });
+$('click-aware').addEventListener('change', update);
 $('export').addEventListener('click', exportSegment);
 $('next-segment').addEventListener('click', nextSegment);
 window.addEventListener('keydown', (event) => {
@@ -225,6 +228,7 @@ async function start() {
     return;
   }
   $('mesh-name').textContent = `${state.mesh.name} (${state.mesh.num_vertices} vertices)`;
+  $('click-aware').checked = Boolean(state.mesh.click_aware);
   const geometry = new THREE.BufferGeometry();
   geometry.setAttribute('position', new THREE.Float32BufferAttribute(state.mesh.vertices, 3));
   geometry.setAttribute('color', new THREE.Float32BufferAttribute(new Float32Array(3 * state.mesh.num_vertices), 3));

@@ -16,6 +16,11 @@ Exports (``<save_dir>/exports/``, written atomically), for segment k of the sess
 
 A face is selected when the mean of its vertices' probabilities exceeds the threshold (0.5, or Otsu's threshold of
 the probabilities when the page's Otsu switch is on, as the original's checkbox).
+
+The page's click-aware switch (``"click_aware": true`` in a request; on at start with ``interactive.py --click_aware
+1``) answers with the click-aware decoder (models/click_aware.py: the same decoder, each click an edit of the segment
+where it is); its per-vertex values are the share of each vertex's surrounding area in the segment, and the clicks
+JSON's replay command carries ``--click_aware 1``.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
+from models.click_aware import ClickAwarePredictor
 from models.decoder_predictor import DecoderPredictor
 from utils.decoder.outputs import vertex_colours
 from utils.errors import InputError
@@ -91,11 +97,12 @@ class InteractiveSession:
     Args:
         mesh: the loaded mesh; predictor: its DecoderPredictor; name: used in export file names;
         save_dir: exports go to ``save_dir/exports``; colours: page and export colours;
-        replay: decoder.py arguments that load the same mesh, features and checkpoint (for the clicks JSON).
+        replay: decoder.py arguments that load the same mesh, features and checkpoint (for the clicks JSON);
+        click_aware: whether the page's click-aware switch starts on (requests may say otherwise).
     """
 
     def __init__(self, mesh: Mesh, predictor: DecoderPredictor, name: str, save_dir: str, colours: Colours,
-                 replay: Sequence[str]) -> None:
+                 replay: Sequence[str], click_aware: bool = False) -> None:
         if not name or name in (".", "..") or os.path.basename(name) != name or (os.altsep and os.altsep in name) \
                 or "\0" in name:
             raise InputError(f"--name must be a plain name, without folders (exports go to {save_dir}/exports): "
@@ -104,26 +111,39 @@ class InteractiveSession:
         self.export_dir = os.path.join(save_dir, "exports")
         self.replay = list(replay)
         self.faces = mesh.faces.cpu().numpy()
+        self.click_aware = bool(click_aware)
+        self.click_aware_predictor = ClickAwarePredictor.for_mesh(predictor, mesh)
 
     def mesh_payload(self) -> Dict[str, object]:
         """What the page needs to draw the mesh: normalised positions, faces and the colours."""
         return {"name": self.name, "num_vertices": self.mesh.num_vertices, "num_faces": self.mesh.num_faces,
                 "vertices": np.round(self.mesh.vertices.cpu().numpy().astype(np.float64), 6).ravel().tolist(),
-                "faces": self.faces.ravel().tolist(),
+                "faces": self.faces.ravel().tolist(), "click_aware": self.click_aware,
                 "colours": {"base": self.colours.base, "segment": self.colours.segment,
                             "positive": self.colours.positive, "negative": self.colours.negative}}
 
-    def predict(self, vertices: Sequence[int], positive: Sequence[bool]) -> Tuple[np.ndarray, float]:
-        """(N,) float32 probabilities for the clicks and the seconds the decoder took."""
+    def predict(self, vertices: Sequence[int], positive: Sequence[bool], click_aware: bool = False
+                ) -> Tuple[np.ndarray, float]:
+        """(N,) float32 probabilities for the clicks (``click_aware``: the click-aware decoder's per-vertex
+        values) and the seconds the decoder took."""
         start = time.perf_counter()
-        probability = self.predictor.predict(torch.as_tensor(list(vertices)), torch.as_tensor(list(positive)))
+        predictor = self.click_aware_predictor if click_aware else self.predictor
+        probability = predictor.predict(torch.as_tensor(list(vertices), dtype=torch.int64),
+                                        torch.as_tensor(list(positive), dtype=torch.bool))
         return probability.cpu().numpy().astype(np.float32), time.perf_counter() - start
+
+    def _click_aware_of(self, body: Dict) -> bool:
+        value = body.get("click_aware", self.click_aware)
+        if not isinstance(value, bool):
+            raise RequestError("click_aware must be true or false")
+        return value
 
     def predict_request(self, body: object) -> Dict[str, object]:
         vertices, positive = parse_clicks_request(body, self.mesh.num_vertices)
-        probability, seconds = self.predict(vertices, positive)
+        click_aware = self._click_aware_of(body)
+        probability, seconds = self.predict(vertices, positive, click_aware)
         return {"probability": np.round(probability.astype(np.float64), 4).tolist(), "seconds": round(seconds, 4),
-                "otsu_threshold": round(otsu_threshold(probability), 4)}
+                "otsu_threshold": round(otsu_threshold(probability), 4), "click_aware": click_aware}
 
     def export_request(self, body: object) -> Dict[str, object]:
         """Export the segment of ``{"clicks": …, "otsu": bool, "segment": k ≥ 1, "format": "ply"|"obj"}``."""
@@ -137,12 +157,12 @@ class InteractiveSession:
         otsu = body.get("otsu", False)
         if not isinstance(otsu, bool):
             raise RequestError("otsu must be true or false")
-        return self.export(vertices, positive, segment, otsu, file_format)
+        return self.export(vertices, positive, segment, otsu, file_format, self._click_aware_of(body))
 
     def export(self, vertices: Sequence[int], positive: Sequence[bool], segment: int, otsu: bool = False,
-               file_format: str = "ply") -> Dict[str, object]:
+               file_format: str = "ply", click_aware: bool = False) -> Dict[str, object]:
         """Write segment ``segment``'s files (see the module docstring); returns their paths and the face count."""
-        probability, _ = self.predict(vertices, positive)
+        probability, _ = self.predict(vertices, positive, click_aware)
         threshold = otsu_threshold(probability) if otsu else 0.5
         selected = probability[self.faces].mean(axis=1) > threshold  # (F,)
         stem = os.path.join(self.export_dir, f"{self.name}_segment{segment}")
@@ -154,8 +174,9 @@ class InteractiveSession:
         tokens = [f"{'p' if p else 'n'}{v}" for v, p in zip(vertices, positive)]
         save_json({"clicks": [{"vertex": v, "positive": p} for v, p in zip(vertices, positive)],
                    "select_vertices": tokens, "threshold": threshold, "otsu": otsu, "segment": segment,
-                   "selected_faces": int(selected.sum()),
+                   "click_aware": click_aware, "selected_faces": int(selected.sum()),
                    "replay": shlex.join(["python", "decoder.py", "--mode", "test", *self.replay,
+                                         *(["--click_aware", "1"] if click_aware else []),
                                          "--select_vertices", *tokens])}, paths["clicks"])
         labels = self._labels(paths["labels"])
         labels[labels == segment] = 0

@@ -5,8 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-from utils.evaluation.click_simulation import MeshGeometry
-from utils.geometry.mesh_graph import dihedral_weights, geodesic_distances, random_walk_segmentation
+from utils.geometry.mesh_graph import MeshGeometry, geodesic_distances, random_walk_segmentation
 
 
 class RandomWalkSegmenter:
@@ -18,15 +17,9 @@ class RandomWalkSegmenter:
     A face is in when its probability of reaching a foreground seed first is > 0.5.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, geometry: MeshGeometry) -> None:
-        self.weights = dihedral_weights(vertices, faces)
+    def __init__(self, geometry: MeshGeometry) -> None:
+        self.weights = geometry.crease_weights
         self.geometry = geometry
-
-    def faces_of(self, vertices: Sequence[int]) -> np.ndarray:
-        """The faces around some vertices (sorted face ids)."""
-        if len(vertices) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return np.unique(self.geometry.vertex_faces[np.asarray(vertices)].indices)
 
     def background_seed(self, positive_vertices: Sequence[int]) -> int:
         """The vertex farthest along edges from the positive clicks (one they cannot reach, if there is one)."""
@@ -37,5 +30,6 @@ class RandomWalkSegmenter:
         background = [v for v, p in zip(vertices, positive) if not p]
         if not background:
             background = [self.background_seed(foreground)]
-        probability = random_walk_segmentation(self.weights, self.faces_of(foreground), self.faces_of(background))
+        faces_around = self.geometry.faces_around
+        probability = random_walk_segmentation(self.weights, faces_around(foreground), faces_around(background))
         return probability > 0.5

@@ -18,57 +18,18 @@ the same vertices.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
-import scipy.sparse as sparse
 from scipy.sparse.csgraph import connected_components
 
-from utils.geometry.mesh_graph import geodesic_distances
+from utils.geometry.mesh_graph import MeshGeometry, geodesic_distances
 
 NOC_CAP = 20  # clicks at most per target
 SIMULATORS = ("center", "random")
 
 #: where in a region a click goes: (region (F,) bool, geometry, vertices clicked so far) → an inner vertex or None
-ClickPlacer = Callable[[np.ndarray, "MeshGeometry", Sequence[int]], Optional[int]]
-
-
-@dataclass
-class MeshGeometry:
-    """What click simulation needs of a mesh, computed once.
-
-    Attributes:
-        faces: (F, 3) int vertex ids; areas: (F,) face areas; graph: (N, N) edge-length graph;
-        face_adjacency: (F, F) sparse, 1 between faces sharing an edge; vertex_faces: (N, F) sparse, 1 where a
-        vertex is a corner of a face.
-    """
-
-    faces: np.ndarray
-    areas: np.ndarray
-    graph: sparse.csr_matrix
-    face_adjacency: sparse.csr_matrix
-    vertex_faces: sparse.csr_matrix
-
-    @classmethod
-    def build(cls, vertices: np.ndarray, faces: np.ndarray) -> "MeshGeometry":
-        import trimesh
-
-        from utils.geometry.mesh_graph import edge_graph
-
-        mesh = trimesh.Trimesh(vertices, faces, process=False)
-        pairs = mesh.face_adjacency
-        count = len(faces)
-        adjacency = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
-        corners = np.asarray(faces).reshape(-1)
-        vertex_faces = sparse.csr_matrix((np.ones(len(corners)), (corners, np.repeat(np.arange(count), 3))),
-                                         shape=(len(vertices), count))
-        return cls(np.asarray(faces), np.asarray(mesh.area_faces), edge_graph(vertices, faces),
-                   (adjacency + adjacency.T).tocsr(), vertex_faces)
-
-    @property
-    def num_vertices(self) -> int:
-        return self.graph.shape[0]
+ClickPlacer = Callable[[np.ndarray, MeshGeometry, Sequence[int]], Optional[int]]
 
 
 def face_prediction(vertex_probability: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from utils.evaluation.click_simulation import (
 )
 
 MIN_TARGET_AREA = 0.02  # targets: segments covering at least this share of the surface area
-IOU_AT = (1, 2, 3, 5, 10)  # clicks at which mean IoU is reported
+IOU_AT = (1, 2, 3, 5, 10, 20)  # clicks at which mean IoU is reported
 NOC_THRESHOLDS = (0.80, 0.85, 0.90)
 
 #: a segmenter: (clicked vertices, positive flags) → (F,) bool face prediction

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -23,7 +23,11 @@ from utils.evaluation.click_simulation import NOC_CAP, number_of_clicks
 from utils.evaluation.protocol import IOU_AT, NOC_THRESHOLDS, ious_per_click
 from utils.pipeline.budgets import ALIASES, BUDGETS
 
-METHOD_NAMES = {"iseg": "iSeg", "random_walk": "random walk (Lai et al. 2008)"}
+METHOD_NAMES = {"iseg": "iSeg", "iseg_click_aware": "iSeg click-aware", "random_walk": "random walk (Lai et al. 2008)"}
+#: the names in the per-category table's column heads
+SHORT_NAMES = {"iseg": "iSeg", "iseg_click_aware": "click-aware", "random_walk": "random walk"}
+#: the segmenters built on the trained decoder (compared with the random walk)
+DECODER_METHODS = ("iseg", "iseg_click_aware")
 
 
 def method_curves(records: Sequence[Dict]) -> Dict[str, np.ndarray]:
@@ -149,15 +153,32 @@ def curve_margin(curves: Dict[str, np.ndarray], method: str = "iseg", baseline: 
     return worst + 1, float(margins[worst]), [k + 1 for k in np.nonzero(margins <= 0)[0]]
 
 
+def largest_fall(curve: np.ndarray) -> Tuple[int, float]:
+    """(k, fall): the click count k in 2..NOC_CAP after which the mean IoU of a (targets, NOC_CAP) curve falls most
+    from the count before, and that fall (≤ 0 when it never falls)."""
+    falls = curve.mean(axis=0)[:-1] - curve.mean(axis=0)[1:]  # (NOC_CAP − 1,)
+    worst = int(np.argmax(falls))
+    return worst + 2, float(falls[worst])
+
+
 def _margin_lines(curves: Dict[str, np.ndarray]) -> List[str]:
-    margin = curve_margin(curves)
-    if margin is None:
-        return []
-    worst, value, below = margin
-    verdict = (f"above it after every click count from 1 to {NOC_CAP}" if not below else
-               f"not above it after {', '.join(str(k) for k in below)} click(s)")
-    return [f"Mean IoU of iSeg minus the random walk's: smallest margin {value:+.3f} (after {worst} clicks); iSeg is "
-            f"{verdict}.", ""]
+    lines = []
+    for method in DECODER_METHODS:
+        margin = curve_margin(curves, method)
+        if margin is None:
+            continue
+        worst, value, below = margin
+        name = METHOD_NAMES[method]
+        verdict = (f"above it after every click count from 1 to {NOC_CAP}" if not below else
+                   f"not above it after {', '.join(str(k) for k in below)} click(s)")
+        lines += [f"Mean IoU of {name} minus the random walk's: smallest margin {value:+.3f} (after {worst} clicks); "
+                  f"{name} is {verdict}.", ""]
+    for method, curve in curves.items():
+        clicks, fall = largest_fall(curve)
+        lines += [f"{METHOD_NAMES.get(method, method)}: " + (
+            f"the mean IoU falls by at most {fall:.3f} from one click count to the next (after {clicks} clicks)."
+            if fall > 0 else f"the mean IoU never falls from one click count to the next (1 to {NOC_CAP}).")]
+    return lines + [""]
 
 
 def _category_table(records: Sequence[Dict]) -> List[str]:
@@ -165,7 +186,7 @@ def _category_table(records: Sequence[Dict]) -> List[str]:
     for record in records:
         by_category[record["category"]].append(record)
     methods = list(method_curves(records))
-    header = ["category", "meshes", "targets"] + [f"{METHOD_NAMES.get(m, m).split(' ')[0]} {s}" for m in methods
+    header = ["category", "meshes", "targets"] + [f"{SHORT_NAMES.get(m, m)} {s}" for m in methods
                                                   for s in ("IoU@1", "IoU@3", "NoC@85")]
     lines = ["## Per category", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for category in sorted(by_category):

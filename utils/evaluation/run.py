@@ -15,11 +15,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from models.click_aware import ClickAwarePredictor
 from utils.errors import InputError
 from utils.evaluation.baselines import RandomWalkSegmenter
 from utils.evaluation.click_simulation import MeshGeometry, RandomInnerVertex, inner_vertex
 from utils.evaluation.datasets import LabelledMesh, find_collection
 from utils.evaluation.protocol import IsegSegmenter, click_records, human_ceiling, segment_targets, simulate_clicks
+from utils.evaluation.report import DECODER_METHODS
 from utils.geometry.mesh_files import load_face_labels, load_mesh
 from utils.io import load_json, save_json, save_text
 from utils.pipeline.budgets import budget_named
@@ -121,11 +123,14 @@ class EvaluationRun:
         for entry in bar:
             bar.set_postfix(mesh=entry.mesh_id)
             path = self.record_path(entry)
+            earlier = None
             if os.path.exists(path):
-                records.append(without_nan_ceilings(load_json(path, "mesh evaluation record")))
-                continue
+                earlier = without_nan_ceilings(load_json(path, "mesh evaluation record"))
+                if "error" in earlier or not self.missing_methods(earlier):
+                    records.append(earlier)
+                    continue
             try:
-                record = self.evaluate_mesh(entry)
+                record = self.evaluate_mesh(entry, earlier)
             except InputError as err:
                 record = {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
                           "error": str(err)}
@@ -154,9 +159,16 @@ class EvaluationRun:
         key = zlib.crc32(f"{self.collection.name}/{entry.mesh_id}/{label}/{method}".encode())
         return RandomInnerVertex(np.random.default_rng([self.args.seed, key]))
 
-    def evaluate_mesh(self, entry: LabelledMesh) -> Dict:
-        """Train on one mesh (or reuse its stages) and simulate clicks on each of its targets."""
+    def missing_methods(self, record: Dict) -> List[str]:
+        """The methods asked for that a mesh record has no clicks of (a run with more methods adds them)."""
+        have = set.intersection(*[set(t["clicks"]) for t in record["targets"]]) if record.get("targets") else set()
+        return [m for m in self.args.methods if m not in have] if record.get("targets") else []
+
+    def evaluate_mesh(self, entry: LabelledMesh, earlier: Optional[Dict] = None) -> Dict:
+        """Train on one mesh (or reuse its stages) and simulate clicks on each of its targets with each method —
+        only those ``earlier`` (the mesh's record from a run with fewer methods) lacks, if given."""
         args = self.args
+        methods = list(args.methods) if earlier is None else self.missing_methods(earlier)
         mesh = load_mesh(entry.mesh_path)
         labels_path = entry.annotation(args.annotator)
         labels = load_face_labels(labels_path, mesh.num_faces)
@@ -172,16 +184,19 @@ class EvaluationRun:
                                                f"{self.teacher_tag}_{self.run_tag}"))
         timings: Dict[str, float] = {}
         predictor = train_mesh(mesh, teacher, workspace, self.profile, args.seed, self.device,
-                               args.keep_stage_data, free_prompts=self.free_prompts) if "iseg" in args.methods else None
+                               args.keep_stage_data, free_prompts=self.free_prompts
+                               ) if set(methods) & set(DECODER_METHODS) else None
         timings.update(workspace.load_timings())
 
         vertices, faces = mesh.vertices.cpu().numpy().astype(np.float64), mesh.faces.cpu().numpy()
         geometry = MeshGeometry.build(vertices, faces)
         segmenters = {}
-        if predictor is not None:
+        if "iseg" in methods:
             segmenters["iseg"] = IsegSegmenter(predictor, faces)
-        if "random_walk" in args.methods:
-            segmenters["random_walk"] = RandomWalkSegmenter(vertices, faces, geometry)
+        if "iseg_click_aware" in methods:  # the same decoder, its answers turned into edits (models/click_aware.py)
+            segmenters["iseg_click_aware"] = ClickAwarePredictor(predictor, geometry).segment
+        if "random_walk" in methods:
+            segmenters["random_walk"] = RandomWalkSegmenter(geometry)
         others = [load_face_labels(path, mesh.num_faces) for k, path in enumerate(entry.annotations)
                   if k != args.annotator]
         total_area = float(geometry.areas.sum())
@@ -199,6 +214,11 @@ class EvaluationRun:
                                                                      5),
                             "human_ceiling": human_ceiling(target, others, geometry.areas), "clicks": clicks})
         timings.update({f"simulation_{name}": round(seconds, 2) for name, seconds in spent.items()})
+        if earlier is not None:  # the earlier record's targets, with the new methods' clicks added
+            new_clicks = {t["label"]: t["clicks"] for t in targets}
+            for target in earlier["targets"]:
+                target["clicks"].update(new_clicks.get(target["label"], {}))
+            return {**earlier, "timings": {**earlier.get("timings", {}), **timings}}
         return {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
                 "num_vertices": mesh.num_vertices, "num_faces": mesh.num_faces, "annotator": args.annotator,
                 "teacher": self.teacher_tag, "profile": self.profile.name, "timings": timings, "targets": targets}
