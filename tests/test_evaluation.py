@@ -291,6 +291,17 @@ def test_curve_margin_finds_the_click_count_where_a_method_is_least_ahead():
         {"data": "d", "teacher": "label", "profile": "quick", "annotator": 0, "seed": 0})
 
 
+def test_largest_fall_finds_the_click_count_after_which_the_mean_iou_drops_most():
+    from utils.evaluation.report import largest_fall
+
+    curve = np.full((2, 20), 0.9)
+    curve[0, 4:] = 0.5  # one target loses 0.4 at the 5th click: the mean falls by 0.2 there
+    curve[1, 9:] = 0.8
+    assert largest_fall(curve)[0] == 5 and largest_fall(curve)[1] == pytest.approx(0.2)
+    rising = np.linspace(0.5, 1.0, 20)[None]
+    assert largest_fall(rising)[1] < 0
+
+
 def test_click_effects_count_correction_clicks_that_hurt():
     from utils.evaluation.report import click_effects
 

@@ -177,7 +177,8 @@ def _margin_lines(curves: Dict[str, np.ndarray]) -> List[str]:
         clicks, fall = largest_fall(curve)
         lines += [f"{METHOD_NAMES.get(method, method)}: " + (
             f"the mean IoU falls by at most {fall:.3f} from one click count to the next (after {clicks} clicks)."
-            if fall > 0 else f"the mean IoU never falls from one click count to the next (1 to {NOC_CAP}).")]
+            if fall >= 0.0005 else f"the mean IoU never falls by 0.001 or more from one click count to the next "
+                                   f"(1 to {NOC_CAP}).")]
     return lines + [""]
 
 
