@@ -15,6 +15,7 @@ from utils.cli import (
     add_other_side_click_arguments,
     add_switch,
     add_teacher_arguments,
+    finite_float,
     int_flag,
     require,
 )
@@ -25,8 +26,8 @@ from utils.paths import RepoDefault, resolve_repo_defaults
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="seeds every random choice (same seed → same data)")
-    parser.add_argument("--radius", type=float, default=2.0, help="camera distance from the mesh centre")
-    parser.add_argument("--percentage", type=float, default=0.03,
+    parser.add_argument("--radius", type=finite_float, default=2.0, help="camera distance from the mesh centre")
+    parser.add_argument("--percentage", type=finite_float, default=0.03,
                         help="share of the vertices used as first clicks (farthest-point sampling from vertex 0)")
     parser.add_argument("--single_click", type=int_flag, default=1, help="1: make single-click samples")
     parser.add_argument("--second_positive", type=int_flag, default=0, help="1: make second-positive samples")
@@ -36,11 +37,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--name", default="hammer", help="cosmetic, as in the original")
     parser.add_argument("--decoder_data_dir", default=RepoDefault("./data/hammer/decoder_data"),
                         help="where samples go")
-    parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0],
+    parser.add_argument("--background", type=finite_float, nargs=3, default=[1.0, 1.0, 1.0],
                         help="RGB background of the views shown to the teacher (0-1)")
     parser.add_argument("--n_views", type=int, default=100, help="views per first-click vertex")
-    parser.add_argument("--frontview_std", type=float, default=4.0, help="accepted; no effect (as in the original)")
-    parser.add_argument("--frontview_center", type=float, nargs=2, default=[0.0, 0.0],
+    parser.add_argument("--frontview_std", type=finite_float, default=4.0,
+                        help="accepted; no effect (as in the original)")
+    parser.add_argument("--frontview_center", type=finite_float, nargs=2, default=[0.0, 0.0],
                         help="accepted; no effect (as in the original)")
     add_switch(parser, "--show", 0, "1: write preview.png, some samples with their masks and clicks (the original "
                                      "showed matplotlib windows)")

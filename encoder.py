@@ -11,7 +11,15 @@ import argparse
 
 import torch
 
-from utils.cli import add_device_argument, add_mesh_argument, add_switch, add_teacher_arguments, int_flag, require
+from utils.cli import (
+    add_device_argument,
+    add_mesh_argument,
+    add_switch,
+    add_teacher_arguments,
+    finite_float,
+    int_flag,
+    require,
+)
 from utils.errors import InputError, run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
@@ -25,19 +33,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="checkpoint, pred_f.pth and test outputs")
     add_mesh_argument(parser)
     parser.add_argument("--name", default="hammer", help="used in the test's output file names")
-    parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0],
+    parser.add_argument("--background", type=finite_float, nargs=3, default=[1.0, 1.0, 1.0],
                         help="RGB background of the views shown to the teacher (0-1)")
-    parser.add_argument("--frontview_std", type=float, default=4.0,
+    parser.add_argument("--frontview_std", type=finite_float, default=4.0,
                         help="view spread: elevation sd = π/std, azimuth sd = 2π/std (45° and 90° at 4)")
     parser.add_argument("--render_res", type=int, default=224, help="size of the views shown to the teacher")
-    parser.add_argument("--frontview_center", type=float, nargs=2, default=[0.0, 0.0],
+    parser.add_argument("--frontview_center", type=finite_float, nargs=2, default=[0.0, 0.0],
                         help="accepted for compatibility; has no effect (as in the original)")
-    parser.add_argument("--mesh_color", type=float, nargs=3, default=[2 / 3, 2 / 3, 2 / 3],
+    parser.add_argument("--mesh_color", type=finite_float, nargs=3, default=[2 / 3, 2 / 3, 2 / 3],
                         help="RGB albedo of the mesh in the teacher's views (0-1)")
-    parser.add_argument("--test_elev_deg", type=float, default=0, help="elevation of the test view (degrees)")
-    parser.add_argument("--test_azim_deg", type=float, default=240, help="azimuth of the test view (degrees)")
+    parser.add_argument("--test_elev_deg", type=finite_float, default=0, help="elevation of the test view (degrees)")
+    parser.add_argument("--test_azim_deg", type=finite_float, default=240, help="azimuth of the test view (degrees)")
     parser.add_argument("--batch_size", type=int, default=1, help="views per step; must be 1, as in the original")
-    parser.add_argument("--data_percentage", type=float, default=1.0,
+    parser.add_argument("--data_percentage", type=finite_float, default=1.0,
                         help="train on this share of the views (a seeded random subset; the original crashed < 1)")
     parser.add_argument("--generate_random_views", type=int_flag, default=0, help="1: run stage 1")
     parser.add_argument("--n_views", type=int, default=1000, help="number of random views of stage 1")
@@ -47,10 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=256, help="hidden width and Fourier mapping size")
     parser.add_argument("--n_classes", type=int, default=256, help="feature channels (= the teacher's, 256)")
     add_switch(parser, "--positional_encoding", 1, "1: Gaussian Fourier features")
-    parser.add_argument("--sigma", type=float, default=5.0, help="Fourier feature scale")
-    parser.add_argument("--radius", type=float, default=2.0, help="camera distance from the mesh centre")
+    parser.add_argument("--sigma", type=finite_float, default=5.0, help="Fourier feature scale")
+    parser.add_argument("--radius", type=finite_float, default=2.0, help="camera distance from the mesh centre")
     parser.add_argument("--network_verbose", type=int_flag, default=1, help="1: print the network")
-    parser.add_argument("--learning_rate", type=float, default=0.001, help="Adam learning rate")
+    parser.add_argument("--learning_rate", type=finite_float, default=0.001, help="Adam learning rate")
     parser.add_argument("--num_epochs", type=int, default=3, help="passes over the views")
     parser.add_argument("--embedding_dtype", default="float32", choices=["float32", "float16"],
                         help="storage of stage-1 embeddings: float16 halves the disk (2 MiB a view)")

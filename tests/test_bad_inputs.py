@@ -81,3 +81,21 @@ def test_clicks_and_vertex_ids_are_ascii_integers(tmp_path, token):
     with pytest.raises(InputError, match="could not read mesh") as error:  # "٣" was read as vertex 3
         load_mesh(_write(tmp_path / "m.obj", OBJ.replace("f 1 2 3", f"f 1 2 {digit}")))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("script, flag", [("encoder", "--learning_rate"), ("encoder", "--sigma"),
+                                          ("encoder", "--radius"), ("encoder", "--test_elev_deg"),
+                                          ("data_generation", "--radius"), ("decoder", "--learning_rate"),
+                                          ("decoder", "--sphere_radius"), ("interactive", "--sphere_radius")])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_non_finite_float_flags_are_refused_in_one_line(script, flag, value, capsys):
+    """A NaN or infinite float flag used to run to exit 0 with NaN outputs; now argparse refuses it before anything
+    runs (exit 2, one error line naming the flag)."""
+    import importlib
+
+    module = importlib.import_module(script)
+    with pytest.raises(SystemExit) as stop:
+        module.parse_args([f"{flag}={value}"])  # the = form: argparse would read "-inf" as a flag
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: argument {flag}" in error and "finite number" in error

@@ -67,6 +67,20 @@ def int_flag(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer (0 or 1), got {value!r}") from None
 
 
+def finite_float(value: str) -> float:
+    """A float flag: any finite number (``nan``, ``inf`` and numbers too large for a float are refused, so that they
+    cannot end in NaN outputs)."""
+    import math
+
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {value!r}")
+    return number
+
+
 def require(checks) -> None:
     """Raise InputError with the message of the first (condition, message) pair whose condition is false."""
     from utils.errors import InputError
@@ -112,7 +126,7 @@ def build_decoder_parser(description: str, interactive: bool = False) -> argpars
                         help="samples of data_generation")
     parser.add_argument("--use_positive_click", type=int_flag, default=0, help="1: train on second-positive samples")
     parser.add_argument("--use_negative_click", type=int_flag, default=0, help="1: train on second-negative samples")
-    parser.add_argument("--data_percentage", type=float, default=1.0, help="train on this share of the samples")
+    parser.add_argument("--data_percentage", type=finite_float, default=1.0, help="train on this share of the samples")
     parser.add_argument("--loss_pixels", type=int, default=0,
                         help="training loss of each sample on at most this many of its covered pixels, drawn at "
                              "random (0 = all, the original; a few hundred make samples several times cheaper)")
@@ -122,7 +136,7 @@ def build_decoder_parser(description: str, interactive: bool = False) -> argpars
                         help="render size (training: must equal the samples' mask size; test: the view grid)")
     parser.add_argument("--continue_train", type=int_flag, default=0, help="1: resume from save_dir/model_name")
     parser.add_argument("--batch_size", type=int, default=16, help="samples (views) per step")
-    parser.add_argument("--learning_rate", type=float, default=1e-4, help="Adam learning rate")
+    parser.add_argument("--learning_rate", type=finite_float, default=1e-4, help="Adam learning rate")
     parser.add_argument("--num_epochs", type=int, default=5, help="passes over the samples")
     parser.add_argument("--save_interval", type=int, default=100, help="checkpoint every N batches")
     if not interactive:
@@ -136,19 +150,20 @@ def build_decoder_parser(description: str, interactive: bool = False) -> argpars
                                                                         if interactive else ""))
     parser.add_argument("--show_seg", type=int_flag, default=1, help="0: write the mesh in the base colour only")
     parser.add_argument("--show_spheres", type=int_flag, default=0, help="1: add a sphere on each click to the PLY")
-    parser.add_argument("--sphere_radius", type=float, default=0.025, help="click sphere radius (unit-ball units)")
+    parser.add_argument("--sphere_radius", type=finite_float, default=0.025,
+                        help="click sphere radius (unit-ball units)")
     parser.add_argument("--ply_coordinates", default="file", choices=["file", "normalized"],
                         help="PLY vertices in the mesh file's coordinates (default) or the original's unit ball")
     dead = "accepted for compatibility; has no effect (as in the original)"
     parser.add_argument("--views_per_vert", type=int, default=100, help=dead)
-    parser.add_argument("--background", type=float, nargs=3, default=[1.0, 1.0, 1.0], help=dead)
+    parser.add_argument("--background", type=finite_float, nargs=3, default=[1.0, 1.0, 1.0], help=dead)
     parser.add_argument("--n_views", type=int, default=1, help=dead)
-    parser.add_argument("--frontview_std", type=float, default=4.0, help=dead)
-    parser.add_argument("--frontview_center", type=float, nargs=2, default=[3.14, 0.0], help=dead)
+    parser.add_argument("--frontview_std", type=finite_float, default=4.0, help=dead)
+    parser.add_argument("--frontview_center", type=finite_float, nargs=2, default=[3.14, 0.0], help=dead)
     parser.add_argument("--width", type=int, default=256, help=dead)
     parser.add_argument("--n_classes", type=int, default=256, help=dead)
     add_switch(parser, "--positional_encoding", 0, "accepted; no effect (it crashed in the original)")
-    parser.add_argument("--sigma", type=float, default=5.0, help=dead)
+    parser.add_argument("--sigma", type=finite_float, default=5.0, help=dead)
     parser.add_argument("--return_original", type=int, default=0, help="accepted; no effect (it crashed in the "
                                                                         "original)")
     parser.add_argument("--use_data_parallel", type=int_flag, default=0,
