@@ -16,7 +16,7 @@ from models.decoder_head import DecoderHead
 from models.decoder_predictor import DecoderPredictor
 from models.interactive_attention import InteractiveAttention
 from utils.errors import InputError
-from utils.io import load_torch, mismatch_detail
+from utils.io import load_torch, mismatch_detail, require_finite
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ def load_decoder(path: str, settings: DecoderSettings, device: torch.device = to
     except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
         raise InputError(f"decoder checkpoint {path} does not fit --depth {settings.depth}: {mismatch_detail(exc)}"
                          ) from None
+    for module in (attention, head):
+        require_finite(module.state_dict(), "decoder checkpoint", path)
     return attention.to(device), head.to(device)
 
 

@@ -19,7 +19,7 @@ import torch
 from models.feature_field import FOURIER_KEY, FourierFeatures, MeshFeatureField
 from utils.errors import InputError
 from utils.geometry.mesh import Mesh
-from utils.io import load_torch, mismatch_detail
+from utils.io import load_torch, mismatch_detail, require_finite
 from utils.paths import ENCODER_CHECKPOINT_FILE
 from utils.runtime import seed_everything
 
@@ -58,6 +58,8 @@ def load_feature_field(model_dir: str, field: FieldSettings, seed: int,
     checkpoint without its Fourier matrix gets the one its seed drew."""
     path = os.path.join(model_dir, ENCODER_CHECKPOINT_FILE)
     checkpoint = load_torch(path, "encoder checkpoint")
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("encoder_state_dict"), dict):
+        require_finite(checkpoint["encoder_state_dict"], "encoder checkpoint", path)
     seed_everything(seed)
     model = field.build()
     try:
@@ -79,4 +81,6 @@ def load_features(path: str, mesh: Mesh) -> torch.Tensor:
                          f"{mesh.num_vertices} vertices")
     if features.shape[1] != 256:
         raise InputError(f"features {path} have {features.shape[1]} channels, the decoder needs 256")
-    return features.detach().float().cpu().contiguous()
+    features = features.detach().float().cpu().contiguous()
+    require_finite({"": features}, "per-vertex features", path)
+    return features

@@ -1,6 +1,7 @@
 """Hardening, one case per class of bad input or state (more classes join as they are fixed)."""
 import json
 import math
+import os
 
 import pytest
 
@@ -99,3 +100,56 @@ def test_non_finite_float_flags_are_refused_in_one_line(script, flag, value, cap
     assert stop.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"error: argument {flag}" in error and "finite number" in error
+
+
+def test_non_finite_features_checkpoints_embeddings_and_huge_coordinates_are_one_line_errors(tmp_path):
+    """A NaN or inf in pred_f.pth, a decoder or encoder checkpoint or a stored view embedding, and coordinates too
+    large for float32 outputs, used to give NaN outputs with exit 0; now each is an InputError naming the file."""
+    import numpy as np
+    import torch
+
+    from models.build_decoder import DecoderSettings, load_decoder
+    from models.build_feature_field import FieldSettings, load_feature_field, load_features
+    from utils.encoder.views import EncoderData
+    from utils.errors import InputError
+    from utils.geometry.mesh import mesh_from_arrays
+    from utils.geometry.shapes import two_boxes
+
+    vertices, faces, _ = two_boxes()
+    mesh = mesh_from_arrays(vertices, faces)
+    features = torch.randn(mesh.num_vertices, 256)
+    features[3, 7] = float("nan")
+    torch.save(features, tmp_path / "pred_f.pth")
+    with pytest.raises(InputError, match="non-finite values"):
+        load_features(str(tmp_path / "pred_f.pth"), mesh)
+
+    attention, head = DecoderSettings(depth=2).build()
+    state = head.state_dict()
+    state["mlp.0.weight"][0, 0] = float("inf")
+    torch.save({"attention_state_dict": attention.state_dict(), "model_state_dict": state}, tmp_path / "decoder.pth")
+    with pytest.raises(InputError, match="decoder checkpoint .* non-finite values"):
+        load_decoder(str(tmp_path / "decoder.pth"), DecoderSettings(depth=2))
+
+    field = FieldSettings(depth=2, width=32)
+    model = field.build()
+    weights = model.state_dict()
+    next(iter(weights.values())).view(-1)[0] = float("nan")
+    torch.save({"encoder_state_dict": weights}, tmp_path / "encoder_checkpoint.pth")
+    with pytest.raises(InputError, match="encoder checkpoint .* non-finite values"):
+        load_feature_field(str(tmp_path), field, seed=0)
+
+    data = EncoderData(str(tmp_path / "views"), 224)
+    os.makedirs(data.embedding_dir, exist_ok=True)
+    embedding = torch.zeros(1, 256, 64, 64)
+    embedding[0, 0, 0, 0] = float("inf")
+    torch.save({"sam_f": embedding, "elev": 0.1, "azim": 0.2}, data.embedding(0))
+    with pytest.raises(InputError, match="embedding .* non-finite values"):
+        data.load_embedding(0)
+    torch.save({"sam_f": torch.zeros(1, 256, 64, 64), "elev": float("nan"), "azim": 0.2}, data.embedding(0))
+    with pytest.raises(InputError, match="non-finite values .*elev"):
+        data.load_embedding(0)
+
+    with pytest.raises(InputError, match="too large for float32"):
+        mesh_from_arrays(np.asarray(vertices) * 1e300, faces)
+    big = mesh_from_arrays(np.asarray(vertices) * 1e36, faces)  # large but representable: finite both ways
+    assert torch.isfinite(big.original_vertices()).all()

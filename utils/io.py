@@ -92,6 +92,17 @@ def load_torch(path: PathLike, what: str = "checkpoint", map_location: Union[str
         raise InputError(f"could not read {what} {name}: {reason}") from None
 
 
+def require_finite(tensors: Dict[str, torch.Tensor], what: str, path: PathLike) -> None:
+    """InputError naming the first floating-point tensor of ``tensors`` (name → tensor) that holds a NaN or an
+    infinity: such a file would only give NaN outputs."""
+    for name, value in tensors.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            count = int((~torch.isfinite(value)).sum())
+            where = f" in {name}" if name else ""
+            raise InputError(f"{what} {path} holds {count} non-finite values (NaN or inf){where}: it is damaged; "
+                             f"make it again")
+
+
 def mismatch_detail(exc: BaseException) -> str:
     """The first line worth showing of a ``load_state_dict`` error (the line after its headline, when there is one)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]

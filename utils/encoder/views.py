@@ -26,7 +26,7 @@ from utils.geometry.camera import Cameras, sample_front_views
 from utils.geometry.mesh import Mesh, mesh_signature
 from utils.geometry.raster import Fragments
 from utils.geometry.render import render
-from utils.io import check_manifest, load_torch, save_png, save_torch
+from utils.io import check_manifest, load_torch, require_finite, save_png, save_torch
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,13 @@ class EncoderData:
         record = load_torch(self.embedding(index), "encoder view embedding")
         try:
             embedding = record["sam_f"].float().reshape(1, -1, EMBEDDING_SIZE, EMBEDDING_SIZE)
-            return embedding, float(record["elev"]), float(record["azim"])
+            elev, azim = float(record["elev"]), float(record["azim"])
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise InputError(f"encoder view embedding {self.embedding(index)} is not in the expected format "
                              f"({type(exc).__name__}: {exc})") from None
+        require_finite({"sam_f": embedding, "elev": torch.tensor(elev), "azim": torch.tensor(azim)},
+                       "encoder view embedding", self.embedding(index))
+        return embedding, elev, azim
 
 
 def generate_views(mesh: Mesh, teacher: Teacher, data_dir: str, n_views: int, *, seed: int, frontview_std: float,

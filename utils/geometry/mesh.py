@@ -129,6 +129,10 @@ def mesh_from_arrays(
     )
 
 
+#: the largest coordinate accepted: float32 outputs of it, and sums over a few billion vertices, stay finite
+FLOAT32_COORDINATE_LIMIT = 1e37
+
+
 def _checked_vertices(vertices: ArrayLike) -> np.ndarray:
     """(N, 3) float64 copy of ``vertices``, or InputError."""
     try:
@@ -142,6 +146,11 @@ def _checked_vertices(vertices: ArrayLike) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
     if len(bad):
         raise InputError(f"vertex {bad[0]} has a non-finite coordinate {tuple(points[bad[0]].tolist())}")
+    # outputs in file coordinates are float32: larger coordinates would come back as inf
+    huge = np.flatnonzero((np.abs(points) > FLOAT32_COORDINATE_LIMIT).any(axis=1))
+    if len(huge):
+        raise InputError(f"vertex {huge[0]} has a coordinate beyond ±{FLOAT32_COORDINATE_LIMIT:.0e} "
+                         f"{tuple(points[huge[0]].tolist())}, too large for float32 outputs: rescale the mesh")
     return points
 
 
