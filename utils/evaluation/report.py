@@ -37,7 +37,9 @@ def method_curves(records: Sequence[Dict]) -> Dict[str, np.ndarray]:
         for target in record.get("targets", []):
             for method, clicks in target["clicks"].items():
                 curves[method].append(ious_per_click(clicks))
-    return {method: np.stack(rows) for method, rows in curves.items()}
+    order = list(METHOD_NAMES)  # the tables' order, whatever order a record's methods were added in
+    ranked = sorted(curves, key=lambda m: (order.index(m) if m in order else len(order), m))
+    return {method: np.stack(curves[method]) for method in ranked}
 
 
 def curve_metrics(curves: np.ndarray) -> Dict[str, float]:
