@@ -19,7 +19,7 @@ from utils.cli import (
     int_flag,
     require,
 )
-from utils.errors import run_cli
+from utils.errors import require_writable_folder, run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
 
@@ -89,6 +89,7 @@ def main(argv=None) -> None:
 
     device = resolve_device(args.device)
     mesh = load_mesh(args.obj_path).to(device)
+    require_writable_folder(args.decoder_data_dir, "--decoder_data_dir")
     teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed,
                             imperfect_masks=bool(args.imperfect_masks))
     settings = GenerationSettings(args.seed, args.percentage, args.n_views, args.view_pool, args.render_res,

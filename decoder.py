@@ -17,7 +17,7 @@ import os
 import time
 
 from utils.cli import build_decoder_parser, decoder_settings_from_args, require
-from utils.errors import InputError, run_cli
+from utils.errors import InputError, require_writable_folder, run_cli
 from utils.paths import resolve_repo_defaults
 
 
@@ -98,7 +98,7 @@ def main(argv=None) -> None:
     device = resolve_device(args.device)
     mesh = load_mesh(args.obj_path)
     features = load_features(args.encoder_f_path, mesh)
-    os.makedirs(args.save_dir, exist_ok=True)
+    require_writable_folder(args.save_dir, "--save_dir")
     (train if args.mode == "train" else test)(args, mesh, features, device)
 
 

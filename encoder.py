@@ -20,7 +20,7 @@ from utils.cli import (
     int_flag,
     require,
 )
-from utils.errors import InputError, run_cli
+from utils.errors import InputError, require_writable_folder, run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
 
@@ -99,6 +99,10 @@ def main(argv=None) -> None:
 
     device = resolve_device(args.device)
     mesh = load_mesh(args.obj_path)
+    if args.generate_random_views:
+        require_writable_folder(args.encoder_data_dir, "--encoder_data_dir")
+    if args.start_training:  # before minutes of training, not after
+        require_writable_folder(args.encoder_model_dir, "--encoder_model_dir")
     views = ViewSettings(args.render_res, args.radius, tuple(args.background), tuple(args.mesh_color))
     field = FieldSettings(args.depth, args.width, args.n_classes, bool(args.positional_encoding), args.sigma)
     teacher = None

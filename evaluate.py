@@ -24,7 +24,7 @@ from utils.cli import (
     int_flag,
     require,
 )
-from utils.errors import run_cli
+from utils.errors import require_writable_folder, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -94,6 +94,7 @@ def main(argv=None) -> None:
         segmenter_rules=bool(args.segmenter_rules), clicks=args.clicks, imperfect_masks=bool(args.imperfect_masks),
         sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint, keep_stage_data=args.keep_stage_data,
         device=args.device))
+    require_writable_folder(args.out, "--out")  # before any mesh is trained
     paths = run.run()
     for path in paths:
         print(f"wrote {path}")

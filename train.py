@@ -17,7 +17,7 @@ import os
 import shlex
 
 from utils.cli import add_device_argument, add_other_side_click_arguments, add_teacher_arguments, int_flag
-from utils.errors import InputError, run_cli
+from utils.errors import InputError, require_writable_folder, run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
 
@@ -60,6 +60,9 @@ def main(argv=None) -> None:
     budget = replace(BUDGETS[args.budget], negative_outside=bool(args.negative_outside),
                      positive_inside=bool(args.positive_inside))
     workspace = MeshWorkspace(os.path.join(args.data_root, name), os.path.join(args.experiments_root, name))
+    for folder, flag in ((os.path.join(args.data_root, name), "--data_root"),
+                         (os.path.join(args.experiments_root, name), "--experiments_root")):
+        require_writable_folder(folder, flag)  # before the stages, not after minutes of them
     teacher = build_teacher(args.teacher, mesh, device, args.SAM, args.sam_checkpoint, args.labels, args.seed,
                             imperfect_masks=bool(args.imperfect_masks))
     print(f"budget {budget.name} on {mesh.num_vertices} vertices, teacher {teacher.description}; data in "

@@ -153,3 +153,58 @@ def test_non_finite_features_checkpoints_embeddings_and_huge_coordinates_are_one
         mesh_from_arrays(np.asarray(vertices) * 1e300, faces)
     big = mesh_from_arrays(np.asarray(vertices) * 1e36, faces)  # large but representable: finite both ways
     assert torch.isfinite(big.original_vertices()).all()
+
+
+@pytest.mark.parametrize("script", ["encoder", "data_generation", "decoder", "train", "evaluate"])
+def test_an_output_folder_that_is_a_file_or_read_only_is_one_line_before_any_work(script, tmp_path):
+    """Output folders are checked before the work (encoder training used to learn for minutes and only then find its
+    folder unwritable); whatever the file system refuses later is one line too (run_cli), never a traceback."""
+    import subprocess
+    import sys
+
+    from utils.geometry.shapes import save_shape, two_boxes
+
+    mesh, labels = save_shape(two_boxes(), tmp_path, "boxes")
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    out = str(blocked / "out")
+    torch_features = tmp_path / "pred_f.pth"
+    import torch
+
+    torch.save(torch.zeros(16, 256), torch_features)
+    arguments = {
+        "encoder": ["--obj_path", mesh, "--teacher", "label", "--labels", labels, "--encoder_data_dir", out,
+                    "--generate_random_views", "1", "--start_training", "0"],
+        "data_generation": ["--obj_path", mesh, "--teacher", "label", "--labels", labels, "--decoder_data_dir", out],
+        "decoder": ["--mode", "test", "--obj_path", mesh, "--encoder_f_path", str(torch_features), "--save_dir", out],
+        "train": ["--obj_path", mesh, "--teacher", "label", "--labels", labels, "--budget", "quick", "--data_root",
+                  out],
+        "evaluate": ["--data", str(tmp_path / "psb"), "--out", out, "--methods", "random_walk"],
+    }[script]
+    if script == "evaluate":
+        (tmp_path / "psb" / "off").mkdir(parents=True)
+        (tmp_path / "psb" / "seg" / "1").mkdir(parents=True)
+        import trimesh
+
+        vertices, faces, face_labels = two_boxes()
+        trimesh.Trimesh(vertices, faces, process=False).export(tmp_path / "psb" / "off" / "1.off")
+        (tmp_path / "psb" / "seg" / "1" / "1_0.seg").write_text("".join(f"{v}\n" for v in face_labels))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join(root, f"{script}.py"), *arguments, "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-800:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --") and "cannot be written" in last and str(blocked) in last
+
+
+def test_a_refused_file_operation_during_a_run_is_one_line_with_exit_status_1(tmp_path, capsys):
+    from utils.errors import run_cli
+
+    def main():
+        open(tmp_path / "missing_folder" / "out.txt", "w")
+
+    with pytest.raises(SystemExit) as stop:
+        run_cli(main)
+    assert stop.value.code == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: No such file or directory: ") and "out.txt" in error[0]
