@@ -208,3 +208,21 @@ def test_a_refused_file_operation_during_a_run_is_one_line_with_exit_status_1(tm
     assert stop.value.code == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error: No such file or directory: ") and "out.txt" in error[0]
+
+
+def test_damaged_state_files_name_the_remedy(tmp_path):
+    """A truncated manifest, stage-timings file or evaluation record used to end in a bare parse error; now the line
+    says what to do."""
+    from utils.errors import InputError
+    from utils.io import check_manifest
+    from utils.pipeline.runner import MeshWorkspace
+
+    (tmp_path / "manifest.json").write_text('{"res": 22')
+    with pytest.raises(InputError, match="it is damaged: rerun with --overwrite 1"):
+        check_manifest(tmp_path / "manifest.json", {"res": 224}, True, "rerun with --overwrite 1")
+    workspace = MeshWorkspace(str(tmp_path / "work"))
+    os.makedirs(workspace.root)
+    with open(workspace.timings, "w") as handle:
+        handle.write('{"encoder_views": 1')
+    with pytest.raises(InputError, match="damaged: delete it"):
+        workspace.load_timings()

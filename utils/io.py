@@ -121,8 +121,9 @@ def load_state_dict_into(model: torch.nn.Module, path: PathLike, what: str, fits
         raise InputError(f"{what} {path} does not fit {fits}: {mismatch_detail(exc)}") from None
 
 
-def load_json(path: PathLike, what: str = "file") -> Any:
-    """Read JSON; missing or corrupt → InputError."""
+def load_json(path: PathLike, what: str = "file", remedy: Optional[str] = None) -> Any:
+    """Read JSON; missing or corrupt → InputError (a corrupt one's message ends in ``remedy``, when given: what the
+    user can do about a damaged state file)."""
     name = str(path)
     try:
         with open(name, encoding="utf-8") as handle:
@@ -130,7 +131,8 @@ def load_json(path: PathLike, what: str = "file") -> Any:
     except FileNotFoundError:
         raise InputError(f"{what} not found: {name}") from None
     except (OSError, ValueError) as exc:
-        raise InputError(f"could not read {what} {name}: {exc}") from None
+        ending = f"; it is damaged: {remedy}" if remedy else ""
+        raise InputError(f"could not read {what} {name}: {exc}{ending}") from None
 
 
 def check_manifest(path: PathLike, expected: Dict[str, Any], has_data: bool, remedy: str,
@@ -149,7 +151,7 @@ def check_manifest(path: PathLike, expected: Dict[str, Any], has_data: bool, rem
             raise InputError(f"{folder} holds data without a manifest.json (made by another program?); {remedy}")
         save_json(expected, path)
         return
-    found = load_json(path, "data manifest")
+    found = load_json(path, "data manifest", remedy)
     if not isinstance(found, dict):
         raise InputError(f"{path} is not a manifest (a JSON object); {remedy}")
     defaults = json.loads(json.dumps(defaults or {}))

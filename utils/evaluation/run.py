@@ -125,7 +125,8 @@ class EvaluationRun:
             path = self.record_path(entry)
             earlier = None
             if os.path.exists(path):
-                earlier = without_nan_ceilings(load_json(path, "mesh evaluation record"))
+                earlier = without_nan_ceilings(load_json(path, "mesh evaluation record",
+                                                         "delete it to evaluate the mesh again"))
                 if "error" in earlier or not self.missing_methods(earlier):
                     records.append(earlier)
                     continue

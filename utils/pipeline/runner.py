@@ -53,7 +53,9 @@ class MeshWorkspace:
         self.timings = os.path.join(experiment_root, "timings.json")
 
     def load_timings(self) -> Dict[str, float]:
-        return load_json(self.timings, "stage timings") if os.path.exists(self.timings) else {}
+        if not os.path.exists(self.timings):
+            return {}
+        return load_json(self.timings, "stage timings", "delete it (it holds only the stages' times)")
 
     def record(self, stage: str, seconds: float) -> None:
         timings = self.load_timings()
