@@ -50,6 +50,8 @@ CACHED_SEQUENCES = 256
 def _components_holding(region: np.ndarray, seeds: np.ndarray, adjacency: sparse.csr_matrix) -> np.ndarray:
     """(F,) bool: the connected pieces of ``region`` ((F,) bool) that hold a face of ``seeds`` (ids in region)."""
     ids = np.nonzero(region)[0]
+    if len(ids) == 0 or len(seeds) == 0:  # nothing to change (a click on a vertex of no face)
+        return np.zeros(len(region), dtype=bool)
     _, component = connected_components(adjacency[ids][:, ids], directed=False)
     position = np.full(len(region), -1)
     position[ids] = np.arange(len(ids))

@@ -127,3 +127,19 @@ def test_edits_are_sequential_cached_and_the_first_click_is_the_decoder_s(hammer
     assert np.all(coverage[inner] == 1) and np.all(coverage[geometry.faces[cold].ravel()] > 0)
     with pytest.raises(ValueError):
         warm.segment([], [])
+
+
+def test_a_click_on_a_vertex_of_no_face_changes_nothing_else():
+    """A stray vertex (no face uses it) can be clicked; the segment of the faces stays as the clicks before made it."""
+    from utils.geometry.shapes import two_boxes
+
+    vertices, faces, labels = two_boxes()
+    vertices = np.vstack([vertices, [[5.0, 5.0, 5.0]]])  # vertex 16: in no face
+    geometry = MeshGeometry.build(vertices, faces)
+    vertex_labels = np.full(len(vertices), 2)  # the stray vertex reads as a part of its own
+    vertex_labels[faces.ravel()] = np.repeat(labels, 3)  # each box's vertices as their box
+    click_aware = ClickAwarePredictor(BlendedDecoder(vertex_labels), geometry)
+    first = click_aware.segment([0], [True])
+    assert np.array_equal(first, labels == vertex_labels[0])
+    for sign in (True, False):
+        assert np.array_equal(click_aware.segment([0, 16], [True, sign]), first)
