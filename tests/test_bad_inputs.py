@@ -226,3 +226,57 @@ def test_damaged_state_files_name_the_remedy(tmp_path):
         handle.write('{"encoder_views": 1')
     with pytest.raises(InputError, match="damaged: delete it"):
         workspace.load_timings()
+
+
+TRAINING_STEPS = """
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+import utils  # noqa: F401  (sets the thread settings before torch loads its libraries, as every script does)
+import torch
+from models.build_decoder import DecoderSettings
+torch.manual_seed(0)
+attention, head = DecoderSettings(depth=3, use_attention_q=False, use_attention_k=False).build()
+features = torch.randn(12000, 256)
+parameters = list(attention.parameters()) + list(head.parameters())
+optimizer = torch.optim.Adam(parameters, lr=1e-3)
+for step in range(2):
+    clicks, signs = torch.randint(0, 12000, (4, 3)), torch.rand(4, 3) > 0.3
+    attended = attention(features, clicks, signs)
+    probability = head(torch.cat([features.expand(4, -1, -1), attended], dim=-1))[..., 1]
+    target = (torch.rand(4, 12000) > 0.5).float()
+    loss = torch.nn.functional.binary_cross_entropy(probability.clamp(1e-6, 1 - 1e-6), target)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+digest = hashlib.sha256()
+for parameter in parameters:
+    digest.update(parameter.detach().numpy().tobytes())
+print(torch.get_num_threads(), digest.hexdigest())
+"""
+
+
+def test_training_steps_give_the_same_bits_while_other_processes_keep_the_cores_busy(tmp_path):
+    """The same decoder training steps (multi-threaded matrix products, reductions, Adam) on an idle machine and
+    while as many busy processes as cores run beside them: bit for bit the same parameters. (The thread count
+    itself may change the last bits; it is fixed per machine — one per core — unless set.)"""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "steps.py"
+    script.write_text(TRAINING_STEPS)
+
+    def run():
+        done = subprocess.run([sys.executable, str(script), root], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-500:]
+        return done.stdout.split()
+
+    quiet = run()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        loaded = run()
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    assert quiet == loaded
