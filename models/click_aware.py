@@ -39,7 +39,7 @@ import torch
 from scipy.sparse.csgraph import connected_components
 
 from models.decoder_predictor import DecoderPredictor
-from utils.geometry.mesh_graph import MeshGeometry, geodesic_distances, random_walk_segmentation
+from utils.geometry.mesh_graph import MeshGeometry, face_prediction, geodesic_distances, random_walk_segmentation
 
 #: faces farther from the segment's side than this many times the click's distance from it are beyond its region
 DEFAULT_REACH = 3.0
@@ -156,7 +156,7 @@ class ClickAwarePredictor:
         """(F,) bool: the decoder's own segment for the clicks (face in when its vertices' mean probability > 0.5)."""
         probability = self.decoder.predict(torch.as_tensor(list(vertices), dtype=torch.int64),
                                            torch.as_tensor(list(positive), dtype=torch.bool))
-        return probability.cpu().numpy()[self.geometry.faces].mean(axis=1) > 0.5
+        return face_prediction(probability.cpu().numpy(), self.geometry.faces)
 
     def segment(self, vertices: Sequence[int], positive: Sequence[bool]) -> np.ndarray:
         """(F,) bool segment after the clicks, in their order (at least one click)."""

@@ -23,18 +23,13 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from utils.geometry.mesh_graph import MeshGeometry, geodesic_distances
+from utils.geometry.mesh_graph import MeshGeometry, face_prediction, geodesic_distances  # noqa: F401 (re-exported)
 
 NOC_CAP = 20  # clicks at most per target
 SIMULATORS = ("center", "random")
 
 #: where in a region a click goes: (region (F,) bool, geometry, vertices clicked so far) → an inner vertex or None
 ClickPlacer = Callable[[np.ndarray, MeshGeometry, Sequence[int]], Optional[int]]
-
-
-def face_prediction(vertex_probability: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(F,) bool: the mean of a face's three vertex probabilities is > 0.5."""
-    return vertex_probability[faces].mean(axis=1) > 0.5
 
 
 def area_iou(prediction: np.ndarray, target: np.ndarray, areas: np.ndarray) -> float:

@@ -127,7 +127,7 @@ class EvaluationRun:
             if os.path.exists(path):
                 earlier = without_nan_ceilings(load_json(path, "mesh evaluation record",
                                                          "delete it to evaluate the mesh again"))
-                if "error" in earlier or not self.missing_methods(earlier):
+                if not self.missing_methods(earlier):  # complete (or a mesh that failed)
                     records.append(earlier)
                     continue
             try:
@@ -162,8 +162,11 @@ class EvaluationRun:
 
     def missing_methods(self, record: Dict) -> List[str]:
         """The methods asked for that a mesh record has no clicks of (a run with more methods adds them)."""
-        have = set.intersection(*[set(t["clicks"]) for t in record["targets"]]) if record.get("targets") else set()
-        return [m for m in self.args.methods if m not in have] if record.get("targets") else []
+        targets = record.get("targets")
+        if not targets:  # a mesh that could not be evaluated: nothing to add
+            return []
+        have = set.intersection(*(set(target["clicks"]) for target in targets))
+        return [method for method in self.args.methods if method not in have]
 
     def evaluate_mesh(self, entry: LabelledMesh, earlier: Optional[Dict] = None) -> Dict:
         """Train on one mesh (or reuse its stages) and simulate clicks on each of its targets with each method —

@@ -48,6 +48,11 @@ def geodesic_distances(graph: sparse.csr_matrix, sources: Sequence[int]) -> np.n
     return dijkstra(graph, directed=False, indices=np.asarray(sources), min_only=True)
 
 
+def face_prediction(vertex_probability: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F,) bool: the mean of a face's three vertex probabilities is > 0.5."""
+    return vertex_probability[faces].mean(axis=1) > 0.5
+
+
 def face_adjacency_graph(vertices: np.ndarray, faces: np.ndarray) -> sparse.csr_matrix:
     """(F, F) symmetric sparse matrix, 1 between faces that share an edge (trimesh's face adjacency)."""
     pairs = trimesh.Trimesh(vertices, faces, process=False).face_adjacency
