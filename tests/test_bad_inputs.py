@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from utils.errors import InputError
 from utils.io import save_json
 
 
@@ -280,3 +281,135 @@ def test_training_steps_give_the_same_bits_while_other_processes_keep_the_cores_
             process.kill()
             process.wait()
     assert quiet == loaded
+
+
+def test_a_write_that_fails_midway_leaves_the_earlier_set_of_test_outputs_whole(tmp_path, monkeypatch):
+    """decoder.py --mode test writes three files for a click set; a full disk during the third used to leave a new npy
+    and PLY beside the old render. Now the set is replaced together or not at all, and no temporary is left."""
+    import errno
+
+    import torch
+
+    import utils.decoder.outputs as outputs
+    from utils.geometry.mesh import mesh_from_arrays
+    from utils.geometry.shapes import two_boxes
+
+    vertices, faces, _ = two_boxes()
+    mesh = mesh_from_arrays(vertices, faces)
+    clicks, positive = torch.tensor([0]), torch.tensor([True])
+
+    def write(probability):
+        return outputs.write_test_outputs(mesh, probability, clicks, positive, "v0", str(tmp_path), (0, 0, 255),
+                                          (200, 200, 200), (0, 255, 0), (255, 0, 0), render_res=32)
+
+    paths = write(torch.zeros(mesh.num_vertices))
+    before = {kind: open(path, "rb").read() for kind, path in paths.items()}
+    real_grid = outputs.save_render_grid
+
+    def grid_on_a_full_disk(mesh, probability, vertices, positive, path, res=224):
+        real_grid(mesh, probability, vertices, positive, path, res)
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(outputs, "save_render_grid", grid_on_a_full_disk)
+    with pytest.raises(OSError):
+        write(torch.ones(mesh.num_vertices))
+    assert {kind: open(path, "rb").read() for kind, path in paths.items()} == before
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(path) for path in paths.values())
+
+    monkeypatch.setattr(outputs, "save_render_grid", real_grid)
+    nan = torch.ones(mesh.num_vertices)
+    nan[4] = float("nan")
+    with pytest.raises(InputError, match="non-finite values .* nothing was written"):
+        write(nan)
+    assert {kind: open(path, "rb").read() for kind, path in paths.items()} == before
+    assert write(torch.ones(mesh.num_vertices)) == paths  # and a good run does replace them
+    assert {kind: open(path, "rb").read() for kind, path in paths.items()} != before
+
+
+def test_a_viewer_export_that_fails_midway_keeps_the_earlier_export(tmp_path, monkeypatch):
+    """The viewer's export writes a segment's mesh, probabilities, clicks and the shared label files: all or none."""
+    import errno
+
+    import utils.app.session as session_module
+    from models.build_decoder import DecoderSettings, load_decoder
+    from models.build_feature_field import load_features
+    from models.decoder_predictor import DecoderPredictor
+    from utils.app.demo import CHECKPOINT, FEATURES, MESH
+    from utils.geometry.mesh_files import load_mesh
+
+    mesh = load_mesh(MESH)
+    predictor = DecoderPredictor(*load_decoder(CHECKPOINT, DecoderSettings()), load_features(FEATURES, mesh))
+    colours = session_module.Colours((180, 180, 180), (28, 99, 227), (0, 255, 0), (255, 0, 0))
+    session = session_module.InteractiveSession(mesh, predictor, "hammer", str(tmp_path), colours, [])
+    first = session.export([100], [True], 1)
+    before = {name: open(path, "rb").read() for name, path in first["paths"].items()}
+    real_text = session_module.save_text
+
+    def full_disk_on_the_seg_file(text, path):
+        if ".seg" in os.path.basename(path):
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real_text(text, path)
+
+    monkeypatch.setattr(session_module, "save_text", full_disk_on_the_seg_file)
+    with pytest.raises(OSError):
+        session.export([100, -5], [True, False], 1)
+    assert {name: open(path, "rb").read() for name, path in first["paths"].items()} == before
+    assert not [name for name in os.listdir(os.path.dirname(first["paths"]["mesh"])) if name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("stage", ["encoder", "decoder"])
+def test_training_that_diverges_stops_in_one_line_and_keeps_the_earlier_result(stage, tmp_path, capsys):
+    """A learning rate that makes the weights overflow used to train on, write an all-NaN pred_f.pth or decoder over
+    the good ones and exit 0. Now the first non-finite loss stops the run with one line naming the flag, and the
+    earlier result stays bit for bit."""
+    import torch
+
+    import encoder
+    from utils.errors import run_cli
+    from utils.geometry.shapes import save_shape, two_spheres
+
+    if stage == "encoder":
+        save_shape(two_spheres(subdivisions=2), tmp_path, "spheres")
+        common = ["--obj_path", str(tmp_path / "spheres.obj"), "--encoder_data_dir", str(tmp_path / "data"),
+                  "--encoder_model_dir", str(tmp_path / "model"), "--network_verbose", "0", "--device", "cpu",
+                  "--teacher", "label", "--labels", str(tmp_path / "spheres.seg")]
+        encoder.main(common + ["--generate_random_views", "1", "--n_views", "4", "--start_training", "1",
+                               "--num_epochs", "1"])
+        result = tmp_path / "model" / "pred_f.pth"
+        good = result.read_bytes()
+        with pytest.raises(SystemExit) as stop:
+            run_cli(lambda: encoder.main(common + ["--start_training", "1", "--num_epochs", "3",
+                                                   "--learning_rate", "1e30"]))
+    else:
+        from models.build_decoder import DecoderSettings
+        from utils.decoder.samples import Samples, pack_masks
+        from utils.decoder.training import TrainingSettings, train_decoder
+        from utils.geometry.mesh import mesh_from_arrays
+
+        vertices, faces, _ = two_spheres(subdivisions=2)
+        mesh = mesh_from_arrays(vertices, faces)
+        generator = torch.Generator().manual_seed(0)
+        features = torch.randn(mesh.num_vertices, 256, generator=generator)
+        count = 4
+        samples = Samples(vertices=torch.tensor([[0, 0], [5, 200], [7, 9], [30, 31]]),
+                          signs=torch.tensor([[1, 1], [1, 1], [1, -1], [1, 1]], dtype=torch.int8),
+                          kind=torch.tensor([0, 1, 2, 0], dtype=torch.int8), view=torch.arange(count),
+                          elev=torch.tensor([0.1, -0.4, 0.9, 0.3]), azim=torch.tensor([0.0, 2.0, 4.0, 5.0]),
+                          points=torch.zeros(count, 2, 2), masks=pack_masks(torch.rand(count, 24, 24,
+                                                                                       generator=generator) > 0.5),
+                          score=torch.ones(count), res=24)
+
+        def train(learning_rate):
+            train_decoder(mesh, features, samples, torch.arange(count), str(tmp_path), "decoder.pth",
+                          DecoderSettings(depth=2), TrainingSettings(learning_rate=learning_rate, num_epochs=4,
+                                                                     batch_size=2), 2.0, False, progress=False)
+
+        train(1e-4)
+        result = tmp_path / "decoder.pth"
+        good = result.read_bytes()
+        with pytest.raises(SystemExit) as stop:
+            run_cli(lambda: train(1e30))
+    assert stop.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]  # not tqdm's bars
+    assert len(errors) == 1 and "training diverged" in errors[0] and "--learning_rate (it is 1e+30)" in errors[0]
+    assert result.read_bytes() == good

@@ -10,7 +10,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,6 +41,52 @@ def atomic_path(path: PathLike) -> Iterator[str]:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+@contextmanager
+def replaced_together() -> Iterator[Callable[[PathLike], str]]:
+    """Write a set of files that belong together (a stage's outputs) so that they replace the earlier set as a whole
+    or not at all.
+
+    Yields ``stage(path) -> temporary``: write each file to the temporary it returns (the ``save_*`` functions will
+    do). Only when every file of the set has been written are the temporaries renamed to their final names; if any
+    write fails (a full disk, a non-finite result, Ctrl-C) every temporary is removed and the earlier files stay as
+    they were. Renames in one folder do not fail for lack of space, so a half-replaced set needs a crash in the few
+    microseconds between them.
+    """
+    staged: List[Tuple[str, Path]] = []
+
+    def stage(path: PathLike) -> str:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(handle)
+        staged.append((temporary, target))
+        return temporary
+
+    try:
+        yield stage
+        for temporary, _ in staged:
+            os.chmod(temporary, 0o666 & ~_UMASK)
+        while staged:
+            temporary, target = staged[0]
+            os.replace(temporary, target)
+            staged.pop(0)
+    finally:
+        for temporary, _ in staged:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+
+def require_finite_result(values: Dict[str, Any], what: str, remedy: str) -> None:
+    """Before a result is written: InputError if a floating-point array or tensor of ``values`` (name → array) holds
+    a NaN or an infinity, so that no output file ever holds one and no good earlier output is replaced by it."""
+    for name, value in values.items():
+        array = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+        if array.is_floating_point() and not torch.isfinite(array).all():
+            count = int((~torch.isfinite(array)).sum())
+            raise InputError(f"{what} holds {count} non-finite values (NaN or inf) in {name}; nothing was written; "
+                             f"{remedy}")
 
 
 def save_torch(obj: Any, path: PathLike) -> None:

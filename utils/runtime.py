@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -37,3 +39,14 @@ def keyed_generator(seed: int, *keys: object) -> torch.Generator:
     order-free)."""
     digest = hashlib.sha256(repr((int(seed),) + tuple(keys)).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def require_finite_step(loss: float, parameters: Iterable[torch.Tensor], where: str, learning_rate: float) -> None:
+    """Stop a training run the moment its loss or any of its weights is NaN or infinite (it has diverged: every later
+    step and every output would be NaN), with an InputError naming the step and the flag to change — called before
+    each backward pass and before each save, so that nothing non-finite is ever saved."""
+    if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in parameters):
+        return
+    what = "weights are" if math.isfinite(loss) else f"loss is {loss:g}"
+    raise InputError(f"{where}: the {what} not finite: training diverged and stopped before saving anything "
+                     f"non-finite; lower --learning_rate (it is {learning_rate:g})")

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, Optional, Tuple
 
 from utils.app.session import InteractiveSession, RequestError
-from utils.errors import InputError
+from utils.errors import InputError, describe_os_error
 from utils.paths import repo_path
 
 WEB_DIR = repo_path("web")
@@ -184,6 +184,8 @@ def make_handler(session: InteractiveSession, quiet: bool = True, host: str = "1
                 return HTTPStatus.BAD_REQUEST, {"error": str(err)}
             except InputError as err:
                 return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(err)}
+            except OSError as err:  # an export the file system refused (full, read-only): the earlier files stay
+                return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"cannot write: {describe_os_error(err)}"}
             except Exception as err:  # a request the checks let through must still get a reply, not a reset
                 return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"could not answer: {type(err).__name__}: {err}"}
 

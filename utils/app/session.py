@@ -35,10 +35,10 @@ import torch
 
 from models.click_aware import ClickAwarePredictor
 from models.decoder_predictor import DecoderPredictor
-from utils.decoder.outputs import vertex_colours
+from utils.decoder.outputs import require_finite_probability, vertex_colours
 from utils.errors import InputError
 from utils.geometry.mesh import Mesh
-from utils.io import save_json, save_numpy, save_ply, save_text
+from utils.io import replaced_together, save_json, save_numpy, save_ply, save_text
 
 MAX_CLICKS = 256  # clicks per request (a user never needs more; bounds the work of one request)
 MAX_SEGMENT = 65535
@@ -130,6 +130,7 @@ class InteractiveSession:
         predictor = self.click_aware_predictor if click_aware else self.predictor
         probability = predictor.predict(torch.as_tensor(list(vertices), dtype=torch.int64),
                                         torch.as_tensor(list(positive), dtype=torch.bool))
+        require_finite_probability(probability)  # never shown, never exported
         return probability.cpu().numpy().astype(np.float32), time.perf_counter() - start
 
     def _click_aware_of(self, body: Dict) -> bool:
@@ -169,21 +170,22 @@ class InteractiveSession:
         paths = {"mesh": f"{stem}.{file_format}", "probability": f"{stem}_probability.npy",
                  "clicks": f"{stem}_clicks.json", "labels": os.path.join(self.export_dir, f"{self.name}_labels.npy")}
         os.makedirs(self.export_dir, exist_ok=True)
-        self._write_submesh(paths["mesh"], selected, probability, file_format)
-        save_numpy(probability, paths["probability"])
         tokens = [f"{'p' if p else 'n'}{v}" for v, p in zip(vertices, positive)]
-        save_json({"clicks": [{"vertex": v, "positive": p} for v, p in zip(vertices, positive)],
-                   "select_vertices": tokens, "threshold": threshold, "otsu": otsu, "segment": segment,
-                   "click_aware": click_aware, "selected_faces": int(selected.sum()),
-                   "replay": shlex.join(["python", "decoder.py", "--mode", "test", *self.replay,
-                                         *(["--click_aware", "1"] if click_aware else []),
-                                         "--select_vertices", *tokens])}, paths["clicks"])
         labels = self._labels(paths["labels"])
         labels[labels == segment] = 0
         labels[selected] = segment
-        save_numpy(labels, paths["labels"])
         seg = paths["labels"][:-4] + ".seg"
-        save_text("".join(f"{v}\n" for v in labels.tolist()), seg)
+        with replaced_together() as stage:  # the segment's files and the label files change together or not at all
+            self._write_submesh(stage(paths["mesh"]), selected, probability, file_format)
+            save_numpy(probability, stage(paths["probability"]))
+            save_json({"clicks": [{"vertex": v, "positive": p} for v, p in zip(vertices, positive)],
+                       "select_vertices": tokens, "threshold": threshold, "otsu": otsu, "segment": segment,
+                       "click_aware": click_aware, "selected_faces": int(selected.sum()),
+                       "replay": shlex.join(["python", "decoder.py", "--mode", "test", *self.replay,
+                                             *(["--click_aware", "1"] if click_aware else []),
+                                             "--select_vertices", *tokens])}, stage(paths["clicks"]))
+            save_numpy(labels, stage(paths["labels"]))
+            save_text("".join(f"{v}\n" for v in labels.tolist()), stage(seg))
         return {"paths": {**paths, "labels_seg": seg}, "selected_faces": int(selected.sum()),
                 "threshold": threshold}
 

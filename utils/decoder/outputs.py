@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,10 +22,17 @@ from utils.geometry.camera import TEST_GRID_AZIMUTHS_DEG, TEST_GRID_ELEVATIONS_D
 from utils.geometry.mesh import Mesh
 from utils.geometry.raster import vertex_pixels, visible_vertices
 from utils.geometry.render import probability_overlay, render
-from utils.io import save_numpy, save_ply
+from utils.io import replaced_together, require_finite_result, save_numpy, save_ply
 
 POSITIVE_COLOUR = (0, 255, 0)
 NEGATIVE_COLOUR = (255, 0, 0)
+
+
+def require_finite_probability(probability: Union[torch.Tensor, np.ndarray]) -> None:
+    """InputError before anything is written if the (N,) probabilities hold a NaN or an infinity (finite features
+    and weights cannot give one; a damaged file that slipped past the loaders' checks could)."""
+    require_finite_result({"the vertex probabilities": probability}, "the decoder's prediction",
+                          "the features or the decoder checkpoint are damaged: train again")
 
 
 def vertex_colours(probability: torch.Tensor, seg_color: Sequence[int], base_color: Sequence[int],
@@ -57,10 +64,11 @@ def write_test_outputs(mesh: Mesh, probability: torch.Tensor, vertices: torch.Te
                        pos_color: Sequence[int], neg_color: Sequence[int], show_seg: bool = True,
                        show_spheres: bool = False, sphere_radius: float = 0.025, normalized: bool = False,
                        render_res: int = 224) -> Dict[str, str]:
-    """Write the three outputs; returns {"npy": path, "ply": path, "png": path}."""
+    """Write the three outputs, as one set: they replace the earlier outputs of the same clicks together or not at
+    all (utils.io.replaced_together), and a probability that is not finite writes nothing. Returns {"npy": path,
+    "ply": path, "png": path}."""
+    require_finite_probability(probability)
     paths = {"npy": os.path.join(save_dir, f"vertex_probability_{suffix}.npy")}
-    save_numpy(probability.detach().cpu().float().numpy(), paths["npy"])
-
     points = mesh.vertices if normalized else mesh.original_vertices()
     points = points.detach().cpu().double().numpy()
     faces = mesh.faces.cpu().numpy()
@@ -75,10 +83,11 @@ def write_test_outputs(mesh: Mesh, probability: torch.Tensor, vertices: torch.Te
         colours = np.concatenate([colours, sphere_colours])
         name = f"colored_mesh_with_clicks_{suffix}.ply"
     paths["ply"] = os.path.join(save_dir, name)
-    save_ply(paths["ply"], points, faces, colours)
-
     paths["png"] = os.path.join(save_dir, f"render_views_{suffix}.png")
-    save_render_grid(mesh, probability, vertices, positive, paths["png"], render_res)
+    with replaced_together() as stage:
+        save_numpy(probability.detach().cpu().float().numpy(), stage(paths["npy"]))
+        save_ply(stage(paths["ply"]), points, faces, colours)
+        save_render_grid(mesh, probability, vertices, positive, stage(paths["png"]), render_res)
     return paths
 
 

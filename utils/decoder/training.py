@@ -43,7 +43,7 @@ from utils.geometry.camera import Cameras
 from utils.geometry.mesh import Mesh
 from utils.geometry.raster import PixelWeights, rasterize
 from utils.io import load_torch, save_torch
-from utils.runtime import keyed_generator, seed_everything
+from utils.runtime import keyed_generator, require_finite_step, seed_everything
 
 TWO_CLICK_CAP = 5  # second-click samples of each kind: at most this many times the single-click ones
 HEAD_CHUNK_ROWS = 16384  # head rows per gradient-checkpointed chunk in big batches
@@ -110,7 +110,7 @@ def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: tor
         probability = head(torch.cat([features.expand(len(batch), -1, -1), attended], dim=-1))[..., 1]  # (B, N)
         rendered = torch.cat([view.interpolate(probability[b, view.vertices].unsqueeze(1))[:, 0]
                               for b, view in enumerate(views)])
-        return F.binary_cross_entropy(rendered.clamp(0, 1), targets)
+        return rendered_loss(rendered, targets)
 
     counts = torch.tensor([len(view.vertices) for view in views], device=device)
     touched, rows = torch.unique(torch.cat([view.vertices for view in views]), return_inverse=True)
@@ -128,6 +128,15 @@ def batch_loss(attention: InteractiveAttention, head: DecoderHead, features: tor
     corners = torch.cat([view.corners + offsets[b] for b, view in enumerate(views)])
     corner_weights = torch.cat([view.weights for view in views]).to(probability.dtype)
     rendered = (corner_weights * probability.index_select(0, corners.reshape(-1)).view(-1, 3)).sum(dim=1)
+    return rendered_loss(rendered, targets)
+
+
+def rendered_loss(rendered: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean BCE of (P,) rendered probabilities against (P,) 0/1 targets. A non-finite probability (a diverged
+    decoder's) gives a non-finite loss, where ``binary_cross_entropy`` would raise, so that the training loop stops
+    the run with its one-line message."""
+    if not bool(torch.isfinite(rendered).all()):
+        return rendered.sum()
     return F.binary_cross_entropy(rendered.clamp(0, 1), targets)
 
 
@@ -233,7 +242,8 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
     seed_everything(seed)
     attention, head = settings.build()
     attention, head = attention.to(device), head.to(device)
-    optimizer = torch.optim.Adam(list(attention.parameters()) + list(head.parameters()), lr=learning_rate)
+    parameters = list(attention.parameters()) + list(head.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     config = {"seed": seed, "learning_rate": learning_rate, "num_epochs": num_epochs, "batch_size": batch_size,
               "num_samples": int(len(indices)), "settings": asdict(settings)}
     if loss_pixels > 0:  # only when used: checkpoints from before the option stay continuable
@@ -289,6 +299,8 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
                 group["lr"] = learning_rate * learning_rate_factor(lr_schedule, step, total)
             loss = batch_loss(attention, head, features, mesh, batch, radius, loss_pixels=loss_pixels,
                               generator=generator, view_cache=view_cache)
+            where = f"decoder training, epoch {epoch + 1}, batch {done + 1}"
+            require_finite_step(loss.item(), parameters, where, learning_rate)  # this loss and the weights behind it
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -298,6 +310,7 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
             finished_epoch = done == batches_per_epoch
             if len(losses) % save_interval == 0 or finished_epoch:
+                require_finite_step(losses[-1], parameters, where, learning_rate)  # the step's new weights
                 state = _checkpoint(attention, head, optimizer, epoch + finished_epoch,
                                     0 if finished_epoch else done, order, losses, batches_per_epoch, config)
                 save_torch(state, path)

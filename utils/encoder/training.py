@@ -25,9 +25,9 @@ from utils.errors import InputError
 from utils.geometry.camera import Cameras
 from utils.geometry.mesh import Mesh, mesh_signature
 from utils.geometry.raster import PixelWeights, rasterize
-from utils.io import load_json, load_torch, save_png, save_text, save_torch
+from utils.io import load_json, load_torch, replaced_together, require_finite_result, save_png, save_text, save_torch
 from utils.paths import ENCODER_CHECKPOINT_FILE, FEATURES_FILE
-from utils.runtime import seed_everything
+from utils.runtime import require_finite_step, seed_everything
 
 FEATURE_RES = EMBEDDING_SIZE  # features are rendered at the teacher's 64×64 embedding grid
 STATE_NAME = "encoder_training_state.pth"
@@ -127,6 +127,7 @@ def train_feature_field(mesh: Mesh, data_dir: str, model_dir: str, field: FieldS
         position = step % len(indices)
         embedding = data.load_embedding(indices[position])[0].to(device)
         loss = feature_loss(model, vertices, views[position], embedding)
+        require_finite_step(loss.item(), model.parameters(), f"encoder training, step {step + 1}", learning_rate)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -134,6 +135,7 @@ def train_feature_field(mesh: Mesh, data_dir: str, model_dir: str, field: FieldS
         if (step + 1) % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.5f}")
         if (step + 1) % SAVE_STATE_EVERY == 0 and step + 1 < total:
+            require_finite_step(losses[-1], model.parameters(), f"encoder training, step {step + 1}", learning_rate)
             save_torch({"encoder_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
                         "losses": losses, "step": step + 1, "config": config}, state_path)
     save_feature_field(model, optimizer, losses, mesh_device, model_dir)
@@ -144,11 +146,16 @@ def train_feature_field(mesh: Mesh, data_dir: str, model_dir: str, field: FieldS
 
 def save_feature_field(model: MeshFeatureField, optimizer: Optional[torch.optim.Optimizer], losses: Sequence[float],
                        mesh: Mesh, model_dir: str) -> None:
-    """``encoder_checkpoint.pth`` (original keys), ``pred_f.pth`` ((N, 256) float32 CPU) and the loss curve."""
-    save_torch({"encoder_state_dict": model.state_dict(),
-                "optimizer_state_dict": optimizer.state_dict() if optimizer is not None else {},
-                "losses": list(losses)}, os.path.join(model_dir, ENCODER_CHECKPOINT_FILE))
-    save_torch(model.features(mesh.vertices).float().cpu().contiguous(), os.path.join(model_dir, FEATURES_FILE))
+    """``encoder_checkpoint.pth`` (original keys), ``pred_f.pth`` ((N, 256) float32 CPU) and the loss curve: the two
+    files replace an earlier pair together, and only when the features are finite."""
+    features = model.features(mesh.vertices).float().cpu().contiguous()
+    require_finite_result({"pred_f": features}, "the trained feature field",
+                          "training diverged: lower --learning_rate")
+    with replaced_together() as stage:
+        save_torch({"encoder_state_dict": model.state_dict(),
+                    "optimizer_state_dict": optimizer.state_dict() if optimizer is not None else {},
+                    "losses": list(losses)}, stage(os.path.join(model_dir, ENCODER_CHECKPOINT_FILE)))
+        save_torch(features, stage(os.path.join(model_dir, FEATURES_FILE)))
     if losses:
         from utils.plots import save_loss_plot
 

@@ -23,7 +23,7 @@ from utils.evaluation.datasets import LabelledMesh, find_collection
 from utils.evaluation.protocol import IsegSegmenter, click_records, human_ceiling, segment_targets, simulate_clicks
 from utils.evaluation.report import DECODER_METHODS
 from utils.geometry.mesh_files import load_face_labels, load_mesh
-from utils.io import load_json, save_json, save_text
+from utils.io import load_json, replaced_together, save_json, save_text
 from utils.pipeline.budgets import budget_named
 from utils.pipeline.runner import MeshWorkspace, train_mesh
 from utils.runtime import resolve_device
@@ -147,9 +147,11 @@ class EvaluationRun:
         results = os.path.join(out, "results.json")
         summary = os.path.join(out, "summary.md")
         plot = os.path.join(out, "iou_vs_clicks.png")
-        save_json({"settings": self.settings, "meshes": records}, results)
-        save_text(summary_markdown(records, self.settings), summary)
-        save_iou_plot(records, plot, f"{self.collection.name}: {self.teacher_tag} teacher, {self.profile.name}")
+        with replaced_together() as stage:  # the three reports always describe the same records
+            save_json({"settings": self.settings, "meshes": records}, stage(results))
+            save_text(summary_markdown(records, self.settings), stage(summary))
+            save_iou_plot(records, stage(plot),
+                          f"{self.collection.name}: {self.teacher_tag} teacher, {self.profile.name}")
         return [results, summary, plot]
 
     def click_placer(self, entry: LabelledMesh, label: int, method: str):
