@@ -12,15 +12,20 @@ with a perfect 2D segmenter. Finished meshes and stages are reused: rerun the sa
 With --click_aware 1 the click-aware decoder (the same trained decoder, each click an edit of the segment where it
 is) runs beside the original on the same features and simulator; a finished run given it adds only its clicks.
 
+With --workers N the meshes run N at a time as Ray tasks on a local Ray (--ray_address: on a cluster; see the README's
+"Many meshes" section); their output goes to --out/logs/<mesh id>.log.
+
 Writes to --out: results.json (every mesh, target and click), summary.md, iou_vs_clicks.png, meshes/<id>.json
 (one per mesh) and work/ (each mesh's features and decoder).
 """
 import argparse
 
 from utils.cli import (
+    add_cluster_arguments,
     add_device_argument,
     add_imperfect_masks_argument,
     add_other_side_click_arguments,
+    cluster_settings_from_args,
     int_flag,
     require,
 )
@@ -72,12 +77,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep_stage_data", action="store_true",
                         help="keep encoder views and decoder samples (default: deleted once used, to save disk)")
     add_device_argument(parser)
+    add_cluster_arguments(parser)
     args = parser.parse_args(argv)
     require([(args.annotator >= 0, f"--annotator must be >= 0, got {args.annotator}"),
              (args.decoder_samples is None or args.decoder_samples >= 1,
               f"--decoder_samples must be >= 1, got {args.decoder_samples}"),
              (args.decoder_pixels is None or args.decoder_pixels >= 0,
               f"--decoder_pixels must be >= 0, got {args.decoder_pixels}")])
+    args.cluster = cluster_settings_from_args(args)
     return args
 
 
@@ -95,7 +102,7 @@ def main(argv=None) -> None:
         sam_type=args.SAM, sam_checkpoint=args.sam_checkpoint, keep_stage_data=args.keep_stage_data,
         device=args.device))
     require_writable_folder(args.out, "--out")  # before any mesh is trained
-    paths = run.run()
+    paths = run.run(args.cluster)
     for path in paths:
         print(f"wrote {path}")
 

@@ -18,6 +18,28 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
                         help="where to compute: auto = CUDA when available (default), else CPU")
 
 
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """--workers, --ray_address, --cpus_per_worker: meshes as Ray tasks (utils/pipeline/cluster.py)."""
+    parser.add_argument("--workers", type=int, default=1,
+                        help="meshes at once, each a Ray task on a local Ray this command starts (default 1: one "
+                             "after another in this process, without Ray)")
+    parser.add_argument("--ray_address", default=None,
+                        help="join this Ray cluster (e.g. 10.0.0.1:6379, from `ray start --head`) instead of "
+                             "starting a local one; --out and --data must be on a folder every machine sees")
+    parser.add_argument("--cpus_per_worker", type=int, default=None,
+                        help="CPUs (and torch threads) per mesh task (default: this machine's cores / --workers)")
+
+
+def cluster_settings_from_args(args: argparse.Namespace):
+    """The ClusterSettings of --workers / --ray_address / --cpus_per_worker (and --device: a GPU per task)."""
+    from utils.pipeline.cluster import ClusterSettings
+
+    require([(args.workers >= 1, f"--workers must be >= 1, got {args.workers}"),
+             (args.cpus_per_worker is None or args.cpus_per_worker >= 1,
+              f"--cpus_per_worker must be >= 1, got {args.cpus_per_worker}")])
+    return ClusterSettings(args.workers, args.ray_address, args.cpus_per_worker, gpu=args.device == "cuda")
+
+
 def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
     """--teacher, --SAM, --sam_checkpoint, --labels, --imperfect_masks."""
     parser.add_argument("--teacher", default="sam", choices=["sam", "label"],

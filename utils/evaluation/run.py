@@ -24,7 +24,8 @@ from utils.evaluation.protocol import IsegSegmenter, click_records, human_ceilin
 from utils.evaluation.report import DECODER_METHODS
 from utils.geometry.mesh_files import load_face_labels, load_mesh
 from utils.io import load_json, replaced_together, save_json, save_text
-from utils.pipeline.budgets import budget_named
+from utils.pipeline.budgets import Budget, budget_named
+from utils.pipeline.cluster import ClusterSettings, run_tasks
 from utils.pipeline.runner import MeshWorkspace, train_mesh
 from utils.runtime import resolve_device
 
@@ -58,6 +59,7 @@ class EvaluationSettings:
     sam_checkpoint: Optional[str] = None
     keep_stage_data: bool = False
     device: str = "auto"
+    budget: Optional[Budget] = None  # a budget of one's own instead of the profile's (its name names the folders)
 
 
 def without_nan_ceilings(record: Dict) -> Dict:
@@ -77,7 +79,7 @@ class EvaluationRun:
         self.args = args
         self.collection = find_collection(args.data)
         self.entries = self.collection.select(args.meshes)
-        profile = budget_named(args.profile)
+        profile = budget_named(args.profile) if args.budget is None else args.budget
         samples = profile.decoder_samples if args.decoder_samples is None else args.decoder_samples
         pixels = profile.decoder_pixels if args.decoder_pixels is None else args.decoder_pixels
         self.profile = replace(profile, negative_outside=bool(args.negative_outside),
@@ -107,6 +109,7 @@ class EvaluationRun:
             "decoder_pixels": pixels, "budget": budget,
             "annotator": args.annotator, "seed": args.seed, "methods": list(args.methods), "device": str(self.device)}
         self._sam = None
+        self.stage_progress = False  # the stages' own progress bars (on in a Ray task, whose output is its log)
         if args.teacher == "sam":
             from models.build_teacher import build_sam_teacher
 
@@ -117,28 +120,50 @@ class EvaluationRun:
         tag = f"{self.teacher_tag}_{self.run_tag}" + ("_rc" if self.args.clicks == "random" else "")
         return os.path.join(self.args.out, "meshes", f"{self.collection.name}_{entry.mesh_id}_{tag}.json")
 
-    def run(self) -> List[str]:
+    def run(self, cluster: Optional[ClusterSettings] = None) -> List[str]:
+        """Evaluate every selected mesh (in this process, or as Ray tasks when ``cluster`` asks for workers or a
+        cluster: utils/pipeline/cluster.py), then write the reports; returns their paths."""
+        if cluster is not None and cluster.distributed:
+            return self.write_reports(self._run_on_ray(cluster))
         records = []
         bar = tqdm(self.entries, desc="meshes", unit="mesh")
         for entry in bar:
             bar.set_postfix(mesh=entry.mesh_id)
-            path = self.record_path(entry)
-            earlier = None
-            if os.path.exists(path):
-                earlier = without_nan_ceilings(load_json(path, "mesh evaluation record",
-                                                         "delete it to evaluate the mesh again"))
-                if not self.missing_methods(earlier):  # complete (or a mesh that failed)
-                    records.append(earlier)
-                    continue
-            try:
-                record = self.evaluate_mesh(entry, earlier)
-            except InputError as err:
-                record = {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
-                          "error": str(err)}
-                tqdm.write(f"mesh {entry.mesh_id}: not evaluated: {err}")
-            save_json(record, path)  # final, errors too (delete the record to evaluate the mesh again)
-            records.append(record)
+            records.append(self.mesh_record(entry))
         return self.write_reports(records)
+
+    def mesh_record(self, entry: LabelledMesh) -> Dict:
+        """The mesh's record: the saved one when it is complete, else evaluated (only the methods it lacks) and
+        saved. A mesh that cannot be evaluated (a bad file) gets a record holding its one-line error."""
+        path = self.record_path(entry)
+        earlier = None
+        if os.path.exists(path):
+            earlier = without_nan_ceilings(load_json(path, "mesh evaluation record",
+                                                     "delete it to evaluate the mesh again"))
+            if not self.missing_methods(earlier):  # complete (or a mesh that failed)
+                return earlier
+        try:
+            record = self.evaluate_mesh(entry, earlier)
+        except InputError as err:
+            record = {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
+                      "error": str(err)}
+            tqdm.write(f"mesh {entry.mesh_id}: not evaluated: {err}")
+        save_json(record, path)  # final, errors too (delete the record to evaluate the mesh again)
+        return record
+
+    def _run_on_ray(self, cluster: ClusterSettings) -> List[Dict]:
+        settings = replace(self.args, data=os.path.abspath(self.args.data), out=os.path.abspath(self.args.out))
+        tasks = {entry.mesh_id: (settings, entry.mesh_id) for entry in self.entries}
+        results = {}
+        for mesh_id, record, error in run_tasks(evaluate_one_mesh, tasks, cluster,
+                                                os.path.join(settings.out, "logs")):
+            if error is not None:  # not saved: a rerun tries the mesh again
+                entry = next(entry for entry in self.entries if entry.mesh_id == mesh_id)
+                record = {"collection": self.collection.name, "mesh_id": mesh_id, "category": entry.category,
+                          "error": f"the task failed: {error}"}
+                tqdm.write(f"mesh {mesh_id}: not evaluated: {error}")
+            results[mesh_id] = record
+        return [results[entry.mesh_id] for entry in self.entries]  # the collection's order, as a sequential run
 
     def write_reports(self, records: List[Dict]) -> List[str]:
         from utils.evaluation.report import save_iou_plot, summary_markdown
@@ -190,7 +215,7 @@ class EvaluationRun:
                                                f"{self.teacher_tag}_{self.run_tag}"))
         timings: Dict[str, float] = {}
         predictor = train_mesh(mesh, teacher, workspace, self.profile, args.seed, self.device,
-                               args.keep_stage_data, free_prompts=self.free_prompts
+                               args.keep_stage_data, progress=self.stage_progress, free_prompts=self.free_prompts
                                ) if set(methods) & set(DECODER_METHODS) else None
         timings.update(workspace.load_timings())
 
@@ -228,3 +253,11 @@ class EvaluationRun:
         return {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
                 "num_vertices": mesh.num_vertices, "num_faces": mesh.num_faces, "annotator": args.annotator,
                 "teacher": self.teacher_tag, "profile": self.profile.name, "timings": timings, "targets": targets}
+
+
+def evaluate_one_mesh(settings: EvaluationSettings, mesh_id: str) -> Dict:
+    """A Ray task (utils/pipeline/cluster.py): the record of one mesh of ``settings``' collection, as
+    :meth:`EvaluationRun.mesh_record` makes and saves it."""
+    run = EvaluationRun(replace(settings, meshes=[mesh_id]))
+    run.stage_progress = True
+    return run.mesh_record(run.entries[0])
