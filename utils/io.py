@@ -23,6 +23,14 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def _temporary_beside(target: Path) -> str:
+    """An empty temporary file in ``target``'s folder (created if missing): a rename onto ``target`` is atomic."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    return temporary
+
+
 @contextmanager
 def atomic_path(path: PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on failure removed.
@@ -30,9 +38,7 @@ def atomic_path(path: PathLike) -> Iterator[str]:
     The folder of ``path`` is created if missing.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
+    temporary = _temporary_beside(target)
     try:
         yield temporary
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
@@ -58,11 +64,8 @@ def replaced_together() -> Iterator[Callable[[PathLike], str]]:
 
     def stage(path: PathLike) -> str:
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(handle)
-        staged.append((temporary, target))
-        return temporary
+        staged.append((_temporary_beside(target), target))
+        return staged[-1][0]
 
     try:
         yield stage
@@ -81,12 +84,20 @@ def replaced_together() -> Iterator[Callable[[PathLike], str]]:
 def require_finite_result(values: Dict[str, Any], what: str, remedy: str) -> None:
     """Before a result is written: InputError if a floating-point array or tensor of ``values`` (name → array) holds
     a NaN or an infinity, so that no output file ever holds one and no good earlier output is replaced by it."""
+    found = _first_non_finite(values)
+    if found is not None:
+        raise InputError(f"{what} holds {found[1]} non-finite values (NaN or inf) in {found[0]}; nothing was "
+                         f"written; {remedy}")
+
+
+def _first_non_finite(values: Dict[str, Any]) -> Optional[Tuple[str, int]]:
+    """(name, count of NaN/inf) of the first floating-point tensor or array of ``values`` that holds any, or None."""
     for name, value in values.items():
-        array = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
-        if array.is_floating_point() and not torch.isfinite(array).all():
-            count = int((~torch.isfinite(array)).sum())
-            raise InputError(f"{what} holds {count} non-finite values (NaN or inf) in {name}; nothing was written; "
-                             f"{remedy}")
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(value)
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            return name, int((~torch.isfinite(value)).sum())
+    return None
 
 
 def save_torch(obj: Any, path: PathLike) -> None:
@@ -141,12 +152,11 @@ def load_torch(path: PathLike, what: str = "checkpoint", map_location: Union[str
 def require_finite(tensors: Dict[str, torch.Tensor], what: str, path: PathLike) -> None:
     """InputError naming the first floating-point tensor of ``tensors`` (name → tensor) that holds a NaN or an
     infinity: such a file would only give NaN outputs."""
-    for name, value in tensors.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-            count = int((~torch.isfinite(value)).sum())
-            where = f" in {name}" if name else ""
-            raise InputError(f"{what} {path} holds {count} non-finite values (NaN or inf){where}: it is damaged; "
-                             f"make it again")
+    found = _first_non_finite(tensors)
+    if found is not None:
+        where = f" in {found[0]}" if found[0] else ""
+        raise InputError(f"{what} {path} holds {found[1]} non-finite values (NaN or inf){where}: it is damaged; "
+                         f"make it again")
 
 
 def mismatch_detail(exc: BaseException) -> str:

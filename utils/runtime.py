@@ -5,7 +5,7 @@ import hashlib
 import math
 import os
 import random
-from typing import Iterable
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -41,11 +41,14 @@ def keyed_generator(seed: int, *keys: object) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
-def require_finite_step(loss: float, parameters: Iterable[torch.Tensor], where: str, learning_rate: float) -> None:
-    """Stop a training run the moment its loss or any of its weights is NaN or infinite (it has diverged: every later
-    step and every output would be NaN), with an InputError naming the step and the flag to change — called before
-    each backward pass and before each save, so that nothing non-finite is ever saved."""
-    if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in parameters):
+def require_finite_step(loss: float, where: str, learning_rate: float, parameters: Sequence[torch.Tensor] = ()
+                        ) -> None:
+    """Stop a training run the moment its loss (or, given, any of its weights) is NaN or infinite — it has diverged:
+    every later step and every output would be NaN — with an InputError naming the step and the flag to change.
+    Called with the loss before each backward pass (a weight gone non-finite makes the next loss so) and with the
+    weights too before each save (one device sync), so that nothing non-finite is ever saved."""
+    if math.isfinite(loss) and (not parameters or bool(torch.stack([torch.isfinite(p).all()
+                                                                      for p in parameters]).all())):
         return
     what = "weights are" if math.isfinite(loss) else f"loss is {loss:g}"
     raise InputError(f"{where}: the {what} not finite: training diverged and stopped before saving anything "

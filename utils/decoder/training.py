@@ -300,17 +300,17 @@ def train_decoder(mesh: Mesh, features: torch.Tensor, samples: Samples, indices:
             loss = batch_loss(attention, head, features, mesh, batch, radius, loss_pixels=loss_pixels,
                               generator=generator, view_cache=view_cache)
             where = f"decoder training, epoch {epoch + 1}, batch {done + 1}"
-            require_finite_step(loss.item(), parameters, where, learning_rate)  # this loss and the weights behind it
+            losses.append(loss.item())
+            require_finite_step(losses[-1], where, learning_rate)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
             done += 1
             bar.update(1)
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
             finished_epoch = done == batches_per_epoch
             if len(losses) % save_interval == 0 or finished_epoch:
-                require_finite_step(losses[-1], parameters, where, learning_rate)  # the step's new weights
+                require_finite_step(losses[-1], where, learning_rate, parameters)  # the step's new weights
                 state = _checkpoint(attention, head, optimizer, epoch + finished_epoch,
                                     0 if finished_epoch else done, order, losses, batches_per_epoch, config)
                 save_torch(state, path)

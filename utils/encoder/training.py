@@ -127,15 +127,16 @@ def train_feature_field(mesh: Mesh, data_dir: str, model_dir: str, field: FieldS
         position = step % len(indices)
         embedding = data.load_embedding(indices[position])[0].to(device)
         loss = feature_loss(model, vertices, views[position], embedding)
-        require_finite_step(loss.item(), model.parameters(), f"encoder training, step {step + 1}", learning_rate)
+        losses.append(loss.item())
+        require_finite_step(losses[-1], f"encoder training, step {step + 1}", learning_rate)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
         if (step + 1) % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.5f}")
         if (step + 1) % SAVE_STATE_EVERY == 0 and step + 1 < total:
-            require_finite_step(losses[-1], model.parameters(), f"encoder training, step {step + 1}", learning_rate)
+            require_finite_step(losses[-1], f"encoder training, step {step + 1}", learning_rate,
+                                list(model.parameters()))
             save_torch({"encoder_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
                         "losses": losses, "step": step + 1, "config": config}, state_path)
     save_feature_field(model, optimizer, losses, mesh_device, model_dir)

@@ -145,25 +145,27 @@ class EvaluationRun:
         try:
             record = self.evaluate_mesh(entry, earlier)
         except InputError as err:
-            record = {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
-                      "error": str(err)}
-            tqdm.write(f"mesh {entry.mesh_id}: not evaluated: {err}")
+            record = self.error_record(entry, str(err))
         save_json(record, path)  # final, errors too (delete the record to evaluate the mesh again)
         return record
 
     def _run_on_ray(self, cluster: ClusterSettings) -> List[Dict]:
         settings = replace(self.args, data=os.path.abspath(self.args.data), out=os.path.abspath(self.args.out))
-        tasks = {entry.mesh_id: (settings, entry.mesh_id) for entry in self.entries}
+        entries = {entry.mesh_id: entry for entry in self.entries}
+        tasks = {mesh_id: (settings, mesh_id) for mesh_id in entries}
         results = {}
         for mesh_id, record, error in run_tasks(evaluate_one_mesh, tasks, cluster,
                                                 os.path.join(settings.out, "logs")):
-            if error is not None:  # not saved: a rerun tries the mesh again
-                entry = next(entry for entry in self.entries if entry.mesh_id == mesh_id)
-                record = {"collection": self.collection.name, "mesh_id": mesh_id, "category": entry.category,
-                          "error": f"the task failed: {error}"}
-                tqdm.write(f"mesh {mesh_id}: not evaluated: {error}")
-            results[mesh_id] = record
-        return [results[entry.mesh_id] for entry in self.entries]  # the collection's order, as a sequential run
+            # a task that failed is not saved: a rerun tries the mesh again
+            results[mesh_id] = record if error is None else self.error_record(entries[mesh_id],
+                                                                              f"the task failed: {error}")
+        return [results[mesh_id] for mesh_id in entries]  # the collection's order, as a sequential run
+
+    def error_record(self, entry: LabelledMesh, error: str) -> Dict:
+        """The record of a mesh that could not be evaluated: its one-line error (printed too)."""
+        tqdm.write(f"mesh {entry.mesh_id}: not evaluated: {error}")
+        return {"collection": self.collection.name, "mesh_id": entry.mesh_id, "category": entry.category,
+                "error": error}
 
     def write_reports(self, records: List[Dict]) -> List[str]:
         from utils.evaluation.report import save_iou_plot, summary_markdown
