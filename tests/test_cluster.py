@@ -133,8 +133,9 @@ def test_without_workers_no_ray_is_imported_and_without_ray_workers_are_one_line
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = ("import sys, evaluate, utils.evaluation.run, utils.pipeline.cluster; "
-            "evaluate.parse_args(['--data', 'd', '--out', 'o']); print('ray' in sys.modules)")
+    code = ("import sys, evaluate, train, utils.evaluation.run, utils.pipeline.cluster, utils.pipeline.training_run; "
+            "evaluate.parse_args(['--data', 'd', '--out', 'o']); train.parse_args(['--obj_path', 'a.obj', 'b.obj']); "
+            "print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-500:]
 

@@ -288,10 +288,12 @@ def test_rgb_render_lighting_varies_with_the_normal_and_vertex_colours_clamp():
     mesh, _ = icosphere(2)
     fragments = rasterize(mesh, FRONT, 64)
     lit = render_rgb(mesh, FRONT, fragments)
-    assert lit[fragments.coverage].max() <= 0.76 and lit[fragments.coverage].min() < 0.5  # brightest 2/3 · 1.128 ≈ 0.752
+    # the brightest face: 2/3 · 1.128 ≈ 0.752
+    assert lit[fragments.coverage].max() <= 0.76 and lit[fragments.coverage].min() < 0.5
     red = torch.tensor([[255.0, 0.0, 0.0]]).expand(mesh.num_vertices, 3)
     unlit = render_rgb(mesh, FRONT, fragments, vertex_colors=red, lighting=False)
-    assert torch.equal(unlit[fragments.coverage], torch.tensor([[1.0, 0.0, 0.0]]).expand(int(fragments.coverage.sum()), 3))
+    covered = int(fragments.coverage.sum())
+    assert torch.equal(unlit[fragments.coverage], torch.tensor([[1.0, 0.0, 0.0]]).expand(covered, 3))
 
 
 def test_editing_the_mesh_in_place_is_seen_by_the_next_rasterization():

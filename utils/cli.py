@@ -18,14 +18,15 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
                         help="where to compute: auto = CUDA when available (default), else CPU")
 
 
-def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """--workers, --ray_address, --cpus_per_worker: meshes as Ray tasks (utils/pipeline/cluster.py)."""
+def add_cluster_arguments(parser: argparse.ArgumentParser, shared: str = "--out and --data") -> None:
+    """--workers, --ray_address, --cpus_per_worker: meshes as Ray tasks (utils/pipeline/cluster.py); ``shared``:
+    the flags whose folders every machine of a cluster must see."""
     parser.add_argument("--workers", type=int, default=1,
                         help="meshes at once, each a Ray task on a local Ray this command starts (default 1: one "
                              "after another in this process, without Ray)")
     parser.add_argument("--ray_address", default=None,
                         help="join this Ray cluster (e.g. 10.0.0.1:6379, from `ray start --head`) instead of "
-                             "starting a local one; --out and --data must be on a folder every machine sees")
+                             f"starting a local one; {shared} must be on a folder every machine sees")
     parser.add_argument("--cpus_per_worker", type=int, default=None,
                         help="CPUs (and torch threads) per mesh task (default: this machine's cores / --workers)")
 
@@ -40,8 +41,8 @@ def cluster_settings_from_args(args: argparse.Namespace):
     return ClusterSettings(args.workers, args.ray_address, args.cpus_per_worker, gpu=args.device == "cuda")
 
 
-def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
-    """--teacher, --SAM, --sam_checkpoint, --labels, --imperfect_masks."""
+def add_teacher_arguments(parser: argparse.ArgumentParser, many_labels: bool = False) -> None:
+    """--teacher, --SAM, --sam_checkpoint, --labels (``many_labels``: one per mesh, or a folder), --imperfect_masks."""
     parser.add_argument("--teacher", default="sam", choices=["sam", "label"],
                         help="2D teacher: sam (Segment Anything, default) or label (perfect masks from per-face "
                              "ground-truth labels given by --labels; for tests and evaluation)")
@@ -52,7 +53,12 @@ def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam_checkpoint", default=None,
                         help="its released checkpoint: a file (segment-anything) or a Hugging Face folder (SAM 2 "
                              "family); default: SAM_repo/model_checkpoints/<released name>")
-    parser.add_argument("--labels", default=None, help="per-face labels (.seg or .npy) for --teacher label")
+    if many_labels:
+        parser.add_argument("--labels", default=None, nargs="+",
+                            help="per-face labels (.seg or .npy) for --teacher label: one file per mesh, in the "
+                                 "meshes' order, or a folder holding <mesh name>.seg or .npy for each")
+    else:
+        parser.add_argument("--labels", default=None, help="per-face labels (.seg or .npy) for --teacher label")
     add_imperfect_masks_argument(parser)
 
 

@@ -81,6 +81,33 @@ def replaced_together() -> Iterator[Callable[[PathLike], str]]:
                 os.remove(temporary)
 
 
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def folder_lock(folder: PathLike, announce: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold ``folder/.lock`` exclusively for the block: two processes (a rerun and a worker of a killed run that has
+    not yet noticed, two users' runs) never work in one folder at once. The second waits, saying so, and then finds
+    the first one's work on disk. The operating system releases the lock when its holder dies, however it dies; on
+    a system without ``fcntl`` (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, LOCK_FILE), "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            announce(f"waiting: another process works in {folder} (it holds {LOCK_FILE} there)")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def require_finite_result(values: Dict[str, Any], what: str, remedy: str) -> None:
     """Before a result is written: InputError if a floating-point array or tensor of ``values`` (name → array) holds
     a NaN or an infinity, so that no output file ever holds one and no good earlier output is replaced by it."""

@@ -427,6 +427,7 @@ def _read_glb(path: str) -> MeshArrays:
 _MESH_READERS: Dict[str, Callable[[str], MeshArrays]] = {
     ".obj": _read_obj, ".off": _read_off, ".ply": _read_ply, ".stl": _read_stl, ".glb": _read_glb,
 }
+MESH_FORMATS = tuple(_MESH_READERS)  # the extensions load_mesh reads
 
 
 def _read_seg(path: str) -> np.ndarray:

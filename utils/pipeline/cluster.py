@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
@@ -101,30 +103,50 @@ def run_tasks(function: Callable[..., Any], tasks: Dict[str, Tuple], settings: C
     after its retries. One progress bar counts running, done and failed tasks; each task's output goes to
     ``log_dir/<name>.log``. ``function`` must be importable by the workers (a module-level function)."""
     ray = connect(settings)
+    # a scheduler's SIGTERM (a job's time limit, a preemption) stops the run as Ctrl-C does: the local Ray is shut
+    # down and its processes end with the command, instead of outliving it
+    with _terminate_as_interrupt():
+        try:
+            remote = ray.remote(num_cpus=settings.cpus, num_gpus=1 if settings.gpu else 0,
+                                max_retries=TASK_RETRIES)(_run_logged)
+            names = {remote.remote(function, settings.cpus, os.path.join(log_dir, f"{name}.log"), arguments): name
+                     for name, arguments in tasks.items()}
+            pending = list(names)
+            done = failed = 0
+            bar = tqdm(total=len(pending), desc="meshes", unit="mesh")
+            while pending:
+                bar.set_postfix(running=min(len(pending), _task_slots(ray, settings)), done=done, failed=failed)
+                finished, pending = ray.wait(pending, num_returns=1)
+                reference = finished[0]
+                try:
+                    result, error = ray.get(reference), None
+                    done += 1
+                except ray.exceptions.RayError as err:
+                    result, error = None, _task_error(err)
+                    failed += 1
+                bar.update(1)
+                yield names[reference], result, error
+            bar.set_postfix(running=0, done=done, failed=failed)
+            bar.close()
+        finally:
+            ray.shutdown()
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread for the block (elsewhere: nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        remote = ray.remote(num_cpus=settings.cpus, num_gpus=1 if settings.gpu else 0,
-                            max_retries=TASK_RETRIES)(_run_logged)
-        names = {remote.remote(function, settings.cpus, os.path.join(log_dir, f"{name}.log"), arguments): name
-                 for name, arguments in tasks.items()}
-        pending = list(names)
-        done = failed = 0
-        bar = tqdm(total=len(pending), desc="meshes", unit="mesh")
-        while pending:
-            bar.set_postfix(running=min(len(pending), _task_slots(ray, settings)), done=done, failed=failed)
-            finished, pending = ray.wait(pending, num_returns=1)
-            reference = finished[0]
-            try:
-                result, error = ray.get(reference), None
-                done += 1
-            except ray.exceptions.RayError as err:
-                result, error = None, _task_error(err)
-                failed += 1
-            bar.update(1)
-            yield names[reference], result, error
-        bar.set_postfix(running=0, done=done, failed=failed)
-        bar.close()
+        yield
     finally:
-        ray.shutdown()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _task_slots(ray, settings: ClusterSettings) -> int:

@@ -18,6 +18,7 @@ import time
 from typing import Callable, Dict, Optional
 
 import torch
+from tqdm import tqdm
 
 from models.build_decoder import load_predictor
 from models.build_feature_field import FieldSettings, load_features
@@ -29,7 +30,7 @@ from utils.decoder.training import TrainingSettings, compose_training_set, decod
 from utils.encoder.training import test_feature_field, train_feature_field
 from utils.encoder.views import ViewSettings, generate_views
 from utils.geometry.mesh import Mesh
-from utils.io import load_json, save_json
+from utils.io import folder_lock, load_json, save_json
 from utils.paths import DECODER_CHECKPOINT_FILE, FEATURES_FILE
 from utils.pipeline.budgets import EMBEDDING_DTYPE, ENCODER_LEARNING_RATE, SAVE_INTERVAL, Budget
 
@@ -80,9 +81,17 @@ def train_mesh(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, budget: B
         free_prompts: whether data generation follows the budget's rules for a teacher with free prompts (the
             original's) or its bounds for a costly one (None: as the teacher says; evaluation makes the label teacher
             follow a segmenter's to measure what the bounds cost).
-    Stage times go to ``workspace.timings`` (a stage reused from an earlier run costs nothing now).
+    Stage times go to ``workspace.timings`` (a stage reused from an earlier run costs nothing now). The mesh's folder
+    is locked while its stages run: a second process training it waits, then reuses what the first one made.
     """
-    os.makedirs(workspace.root, exist_ok=True)
+    with folder_lock(workspace.root, tqdm.write):
+        return _train_mesh_locked(mesh, teacher, workspace, budget, seed, device, keep_stage_data, progress,
+                                  test_view, announce, free_prompts)
+
+
+def _train_mesh_locked(mesh: Mesh, teacher: Teacher, workspace: MeshWorkspace, budget: Budget, seed: int,
+                       device: torch.device, keep_stage_data: bool, progress: bool, test_view: Optional[str],
+                       announce: Callable[[str], None], free_prompts: Optional[bool]) -> DecoderPredictor:
     views = ViewSettings()  # the original's defaults: 224 pixels, radius 2, white background
     free_prompts = teacher.free_prompts if free_prompts is None else free_prompts
     flags = budget.stage_flags(mesh.num_vertices, free_prompts=free_prompts)
