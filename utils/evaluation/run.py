@@ -25,7 +25,7 @@ from utils.evaluation.report import DECODER_METHODS
 from utils.geometry.mesh_files import load_face_labels, load_mesh
 from utils.io import load_json, replaced_together, save_json, save_text
 from utils.pipeline.budgets import Budget, budget_named
-from utils.pipeline.cluster import ClusterSettings, run_tasks
+from utils.pipeline.cluster import ClusterSettings, file_sizes, run_tasks
 from utils.pipeline.runner import MeshWorkspace, train_mesh
 from utils.runtime import resolve_device
 
@@ -154,8 +154,9 @@ class EvaluationRun:
         entries = {entry.mesh_id: entry for entry in self.entries}
         tasks = {mesh_id: (settings, mesh_id) for mesh_id in entries}
         results = {}
-        for mesh_id, record, error in run_tasks(evaluate_one_mesh, tasks, cluster,
-                                                os.path.join(settings.out, "logs")):
+        sizes = file_sizes({mesh_id: entry.mesh_path for mesh_id, entry in entries.items()})
+        for mesh_id, record, error in run_tasks(evaluate_one_mesh, tasks, cluster, os.path.join(settings.out, "logs"),
+                                                sizes):
             # a task that failed is not saved: a rerun tries the mesh again
             results[mesh_id] = record if error is None else self.error_record(entries[mesh_id],
                                                                               f"the task failed: {error}")

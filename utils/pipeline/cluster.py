@@ -8,9 +8,10 @@ one GPU each with ``--device cuda`` — retries a task whose worker died (the re
 stages) and gives each worker ``cpus`` torch threads.
 
 The thread count sets the order of additions in matrix products, so a task's files equal a sequential run's bit for
-bit when that run used the same number of threads (``OMP_NUM_THREADS=<cpus>``); otherwise they agree within float
-rounding. Ray is imported only here and only when ``--workers`` > 1 or ``--ray_address`` is given: everything else
-runs without it installed.
+bit when that run used the same number of threads (``OMP_NUM_THREADS=<cpus>``); with another count the last bits
+differ from the first step on and training compounds them: the weights differ, and so can the segment of an
+ambiguous click (benchmarks/scale_out.py measures by how much). Ray is imported only here and only when
+``--workers`` > 1 or ``--ray_address`` is given: everything else runs without it installed.
 """
 from __future__ import annotations
 
@@ -70,6 +71,11 @@ def connect(settings: ClusterSettings):
         if settings.address is not None:
             ray.init(address=settings.address, **options)
         else:
+            cores = os.cpu_count() or 1
+            if settings.workers * settings.cpus > cores:  # measured: a mesh 8x slower with 2 x 2 threads on 2 cores
+                tqdm.write(f"warning: {settings.workers} workers x {settings.cpus} CPUs = "
+                           f"{settings.workers * settings.cpus} threads on {cores} cores: they will wait for each "
+                           f"other (several times slower); use --workers x --cpus_per_worker <= {cores}")
             ray.init(num_cpus=settings.workers * settings.cpus, num_gpus=settings.workers if settings.gpu else 0,
                      **options)
     except Exception as err:  # a wrong address, a cluster of another Ray version, no room for the local one
@@ -96,12 +102,17 @@ def _run_logged(function: Callable[..., Any], threads: int, log_path: str, argum
         return function(*arguments)
 
 
-def run_tasks(function: Callable[..., Any], tasks: Dict[str, Tuple], settings: ClusterSettings, log_dir: str
-              ) -> Iterator[Tuple[str, Optional[Any], Optional[str]]]:
+def run_tasks(function: Callable[..., Any], tasks: Dict[str, Tuple], settings: ClusterSettings, log_dir: str,
+              sizes: Optional[Dict[str, float]] = None) -> Iterator[Tuple[str, Optional[Any], Optional[str]]]:
     """Run ``function(*arguments)`` for each named task of ``tasks`` as a Ray task, as many at once as the cluster
     has room for; yields (name, result, None) as each finishes, or (name, None, error line) for one that failed
     after its retries. One progress bar counts running, done and failed tasks; each task's output goes to
-    ``log_dir/<name>.log``. ``function`` must be importable by the workers (a module-level function)."""
+    ``log_dir/<name>.log``. ``function`` must be importable by the workers (a module-level function).
+
+    ``sizes`` (e.g. each mesh file's bytes): the largest tasks are handed out first, so that a long one does not
+    start last while the other workers sit idle (the longest-first rule); without it, in the order given."""
+    if sizes is not None:
+        tasks = dict(sorted(tasks.items(), key=lambda item: -sizes.get(item[0], 0.0)))
     ray = connect(settings)
     # a scheduler's SIGTERM (a job's time limit, a preemption) stops the run as Ctrl-C does: the local Ray is shut
     # down and its processes end with the command, instead of outliving it
@@ -147,6 +158,18 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def file_sizes(paths: Dict[str, str]) -> Dict[str, float]:
+    """{name: bytes of its file} (0 for a file that cannot be read: it fails fast anyway), for ``run_tasks``'
+    ``sizes``."""
+    sizes = {}
+    for name, path in paths.items():
+        try:
+            sizes[name] = float(os.path.getsize(path))
+        except OSError:
+            sizes[name] = 0.0
+    return sizes
 
 
 def _task_slots(ray, settings: ClusterSettings) -> int:

@@ -21,7 +21,7 @@ from utils.errors import InputError, describe_os_error, require_writable_folder
 from utils.geometry.mesh_files import MESH_FORMATS
 from utils.io import save_json
 from utils.pipeline.budgets import Budget
-from utils.pipeline.cluster import ClusterSettings, run_tasks
+from utils.pipeline.cluster import ClusterSettings, file_sizes, run_tasks
 
 LABEL_FORMATS = (".seg", ".npy")  # looked for, in this order, as <labels folder>/<mesh name><extension>
 SUMMARY_FILE = "train_summary.json"  # in the experiments root, after a run over more than one mesh
@@ -207,8 +207,10 @@ def train_meshes(settings: TrainRunSettings, jobs: Sequence[MeshJob], cluster: O
     if cluster is not None and cluster.distributed:
         by_name = {job.name: job for job in jobs}
         records = {}
-        for name, record, error in run_tasks(train_mesh_task, {name: (settings, job) for name, job in by_name.items()},
-                                             cluster, os.path.join(os.path.abspath(settings.experiments_root), "logs")):
+        tasks = {name: (settings, job) for name, job in by_name.items()}
+        sizes = file_sizes({name: job.obj_path for name, job in by_name.items()})
+        for name, record, error in run_tasks(train_mesh_task, tasks, cluster,
+                                             os.path.join(os.path.abspath(settings.experiments_root), "logs"), sizes):
             records[name] = record if error is None else failed_record(by_name[name], f"the task failed: {error}")
         return [records[job.name] for job in jobs]
     sam_teacher = None
