@@ -280,3 +280,19 @@ def test_the_original_s_switches_work_alone_and_with_a_value_in_every_script():
     assert encoder.parse_args([]).positional_encoding == 1 and decoder_parser.parse_args([]).positional_encoding == 0
     for parse in (data_generation.parse_args, decoder_parser.parse_args):
         assert parse(["--show"]).show == 1 and parse(["--show", "0"]).show == 0 and parse([]).show == 0
+
+
+@pytest.mark.cuda
+def test_on_cuda_the_decoder_gives_the_cpu_s_probabilities():
+    """The same modules and features on the GPU: per-vertex probabilities within 1e-5 of the CPU's (float32 on both;
+    the kernels add in another order, so not bit for bit)."""
+    attention, head = random_modules(2)
+    features = torch.randn(20_000, 256)
+    cpu = DecoderPredictor(attention, head, features)
+    gpu_attention, gpu_head = random_modules(2)  # the same seed: the same weights
+    gpu = DecoderPredictor(gpu_attention.cuda(), gpu_head.cuda(), features.cuda())
+    for clicks, positive in (([5], [True]), ([5, 900, 15_000], [True, False, True])):
+        on_cpu = cpu.predict(torch.tensor(clicks), torch.tensor(positive))
+        on_gpu = gpu.predict(torch.tensor(clicks), torch.tensor(positive))
+        assert on_gpu.is_cuda
+        assert (on_gpu.cpu() - on_cpu).abs().max() <= 1e-5

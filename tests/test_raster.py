@@ -309,7 +309,7 @@ def test_editing_the_mesh_in_place_is_seen_by_the_next_rasterization():
     assert after < 0.35 * before
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_cuda_gives_the_fragments_of_the_cpu():
     mesh, _ = icosphere(4)
     cameras = Cameras.from_degrees([10, -40, 80], [0, 120, 250])

@@ -220,7 +220,7 @@ def test_the_pipeline_runs_on_the_family(name, released, tmp_path):
     assert probability.shape == (len(two_boxes(subdivisions=1)[0]),) and np.isfinite(probability).all()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_on_cuda_the_teacher_gives_the_cpu_s_answers(teacher):
     view = blank_view()
     view.image[40:180, 60:160] = torch.tensor([90, 90, 90], dtype=torch.uint8)

@@ -127,3 +127,24 @@ def test_the_data_stage_bounds_a_costly_teacher_s_prompts_and_not_the_label_teac
     else:
         assert (settings.second_clicks, settings.refinement_steps, settings.view_pool, views) == (
             5, 6, quick.view_pool, [quick.encoder_views])
+
+
+@pytest.mark.cuda
+def test_on_cuda_the_stages_train_a_decoder_that_segments_the_clicked_part(tmp_path):
+    """The four stages with --device cuda (a small budget): the decoder separates the two boxes as on the CPU."""
+    from models.label_teacher import LabelTeacher
+    from utils.geometry.mesh_files import load_mesh
+    from utils.pipeline.runner import MeshWorkspace, train_mesh
+
+    vertices, faces, labels = two_boxes(subdivisions=2)
+    mesh = load_mesh(save_shape((vertices, faces, labels), tmp_path, "boxes")[0])
+    tiny = dataclasses.replace(BUDGETS["quick"], name="tiny", encoder_views=30, encoder_epochs=2, views_per_click=2,
+                               view_pool=20, min_clicks=20, decoder_samples=64, small_mesh=0)
+    predictor = train_mesh(mesh, LabelTeacher(torch.from_numpy(labels), "boxes"), MeshWorkspace(str(tmp_path / "w")),
+                           tiny, 0, torch.device("cuda"))
+    in_part = np.zeros(len(vertices), dtype=bool)
+    in_part[faces[labels == 0].ravel()] = True
+    vertex = int(np.flatnonzero(in_part)[0])
+    probability = predictor.predict(torch.tensor([vertex]), torch.tensor([True])).cpu().numpy()
+    assert np.isfinite(probability).all()
+    assert probability[in_part].mean() > 0.5 > probability[~in_part].mean()

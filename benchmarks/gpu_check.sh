@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The prepared GPU check: one command on a machine with a CUDA GPU, its own Python and torch (no network needed).
+#   bash benchmarks/gpu_check.sh              on the GPU machine (sized for 8 minutes); the table goes to
+#                                             benchmarks/results/gpu_check.md (and $OUT/gpu_check.md when OUT is set)
+#   bash benchmarks/gpu_check.sh --dry-run    the same parts at small sizes on the CPU (CI runs this)
+# What that machine's Python lacks travels as wheels in .whl/ (bash benchmarks/gpu_wheels.sh builds it here); they are
+# installed into a folder of their own, never into that Python. A part that still lacks something says so and is
+# skipped; the others run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
+if [ "$PY" != .venv/bin/python ] && compgen -G ".whl/*.whl" >/dev/null; then  # the venv has them all
+  site=${TMPDIR:-/tmp}/iseg_gpu_check_site
+  if "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target "$site" .whl/*.whl; then
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+  else
+    echo "warning: the wheels in .whl/ did not install; parts that need them will be skipped" >&2
+  fi
+fi
+export PYTHONUNBUFFERED=1
+exec "$PY" benchmarks/gpu_check.py "$@"
