@@ -10,11 +10,12 @@ Parts, each timed on the GPU (and, where it says, on the CPU in the same run), e
 2. the rasterizer: milliseconds per view at 224² and 512² for icospheres of 20k / 80k / 330k faces, GPU and CPU;
 3. the decoder: milliseconds per click at 10k / 50k / 200k vertices (random weights and features), fp32, and bf16 /
    fp16 autocast with their largest probability difference from fp32;
-4. every supported SAM-family model's image encoding, seconds per 224² view (random weights of the released
-   configurations, ViT-H included; benchmarks/teachers.py, a process per model);
-5. the quick pipeline (train.py's stages, label teacher) on a 10,242-vertex mesh, stage by stage, and the original
+4. the quick pipeline (train.py's stages, label teacher) on a 10,242-vertex mesh, stage by stage, and the original
    budget's stages projected from the per-view, per-step and per-sample times measured on the way (the original
-   decoder's step measured on its own settings: batch 16, loss on every pixel, its architecture).
+   decoder's step measured on its own settings: batch 16, loss on every pixel, its architecture);
+5. every supported SAM-family model's image encoding, seconds per 224² view (random weights of the released
+   configurations, ViT-H included; benchmarks/teachers.py, a process per model; last, each model started only while
+   time is left).
 
 A part that lacks a package or a GPU says so in its row and is skipped; one that fails says why in one line; the
 others run. The table is printed and written to benchmarks/results/gpu_check.md (and to $OUT/gpu_check.md when OUT is
@@ -201,7 +202,7 @@ class Check:
                                  note="; ".join(notes)))
             predictor = features = reference = None  # freed before the next size's peak is measured
 
-    # --- 4. teachers -------------------------------------------------------------------------------------------
+    # --- 5. teachers -------------------------------------------------------------------------------------------
     def teachers(self) -> None:
         import json
 
@@ -231,7 +232,7 @@ class Check:
                                  note=f"{row['parameters'] / 1e6:.1f} M parameters, built in {row['build_s']:.1f} s, "
                                       f"{row['prompt_ms']:.0f} ms a prompt"))
 
-    # --- 5. pipeline -------------------------------------------------------------------------------------------
+    # --- 4. pipeline -------------------------------------------------------------------------------------------
     def pipeline(self) -> None:
         torch = self.torch
         from models.build_feature_field import load_features
@@ -276,7 +277,7 @@ class Check:
             os.makedirs(os.path.join(work, "original_decoder"))
             self.reset_peak()
             start = time.perf_counter()
-            train_decoder(mesh.to(self.device), features.to(self.device), samples, subset,
+            train_decoder(mesh, features, samples, subset,  # as the stage runner calls it: moved there
                           os.path.join(work, "original_decoder"), "step.pth", original.decoder_settings,
                           TrainingSettings(original.decoder_learning_rate, 1, original.decoder_batch, SAVE_INTERVAL,
                                            0), 2.0, False, self.device, progress=False)
@@ -327,7 +328,8 @@ def main() -> None:
     check = Check(device, Sizes() if cuda else DRY_RUN, args.minutes or (7.5 if cuda else 5.0))
     started = time.perf_counter()
     for name, part in (("CUDA tests", check.cuda_tests), ("rasterizer", check.rasterizer),
-                       ("decoder", check.decoder), ("teachers", check.teachers), ("pipeline", check.pipeline)):
+                       ("decoder", check.decoder), ("pipeline", check.pipeline), ("teachers", check.teachers)):
+        # the teachers last: a model per process, each checked against the time left
         check.part(name, part)
     where = (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}" if cuda else
              f"dry run on the CPU ({os.cpu_count()} cores), torch {torch.__version__}: small sizes, no GPU figures")

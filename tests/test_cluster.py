@@ -13,6 +13,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from training_checks import assert_same_training
+from training_checks import trained_files as load_trained
 
 from utils.errors import InputError
 from utils.evaluation.run import EvaluationRun, EvaluationSettings
@@ -60,20 +62,7 @@ def without_timings(path):
 
 def trained_files(out):
     """{mesh id: (pred_f.pth tensor, decoder weights)} of a run's work folder."""
-    files = {}
-    for mesh_id in ("1", "2", "3"):
-        (work,) = (out / "work" / "psb" / mesh_id).iterdir()
-        decoder = torch.load(work / "decoder" / "decoder_checkpoint.pth", weights_only=True)
-        files[mesh_id] = (torch.load(work / "encoder" / "pred_f.pth", weights_only=True),
-                          {**decoder["attention_state_dict"], **decoder["model_state_dict"]})
-    return files
-
-
-def assert_same_training(a, b):
-    for mesh_id in a:
-        assert torch.equal(a[mesh_id][0], b[mesh_id][0]), mesh_id
-        assert a[mesh_id][1].keys() == b[mesh_id][1].keys()
-        assert all(torch.equal(a[mesh_id][1][key], b[mesh_id][1][key]) for key in a[mesh_id][1]), mesh_id
+    return load_trained({mesh_id: next((out / "work" / "psb" / mesh_id).iterdir()) for mesh_id in ("1", "2", "3")})
 
 
 @pytest.fixture(scope="module")

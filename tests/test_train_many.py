@@ -11,6 +11,8 @@ import time
 
 import pytest
 import torch
+from training_checks import assert_same_training
+from training_checks import trained_files as load_trained
 
 import train
 from utils.errors import InputError
@@ -52,19 +54,7 @@ def arguments(meshes, out, *extra):
 
 def trained_files(experiments):
     """{mesh: (pred_f.pth tensor, decoder weights)}."""
-    files = {}
-    for name in TRAINED:
-        decoder = torch.load(experiments / name / "decoder" / "decoder_checkpoint.pth", weights_only=True)
-        files[name] = (torch.load(experiments / name / "encoder" / "pred_f.pth", weights_only=True),
-                       {**decoder["attention_state_dict"], **decoder["model_state_dict"]})
-    return files
-
-
-def assert_same_training(a, b):
-    for name in TRAINED:
-        assert torch.equal(a[name][0], b[name][0]), name
-        assert a[name][1].keys() == b[name][1].keys()
-        assert all(torch.equal(a[name][1][key], b[name][1][key]) for key in a[name][1]), name
+    return load_trained({name: experiments / name for name in TRAINED})
 
 
 def test_meshes_come_from_files_folders_and_patterns_with_their_labels(tmp_path):
