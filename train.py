@@ -29,7 +29,7 @@ from utils.cli import (
     cluster_settings_from_args,
     int_flag,
 )
-from utils.errors import InputError, run_cli
+from utils.errors import InputError, require_writable_folder, run_cli
 from utils.paths import RepoDefault, resolve_repo_defaults
 
 
@@ -85,6 +85,8 @@ def main(argv=None) -> None:
               f"{record['segment_command']}")
         print(f"or click in the browser:\n  {record['browser_command']}")
         return
+    for folder, flag in ((args.data_root, "--data_root"), (args.experiments_root, "--experiments_root")):
+        require_writable_folder(folder, flag)  # before any mesh is trained (the summary and logs go there too)
     records = train_meshes(settings, jobs, args.cluster)
     summary = write_summary(settings, records)
     failed = [record for record in records if "error" in record]

@@ -156,7 +156,7 @@ class EvaluationRun:
         results = {}
         sizes = file_sizes({mesh_id: entry.mesh_path for mesh_id, entry in entries.items()})
         for mesh_id, record, error in run_tasks(evaluate_one_mesh, tasks, cluster, os.path.join(settings.out, "logs"),
-                                                sizes):
+                                                sizes, is_failure=lambda record: "error" in record):
             # a task that failed is not saved: a rerun tries the mesh again
             results[mesh_id] = record if error is None else self.error_record(entries[mesh_id],
                                                                               f"the task failed: {error}")

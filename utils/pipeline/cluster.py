@@ -103,14 +103,17 @@ def _run_logged(function: Callable[..., Any], threads: int, log_path: str, argum
 
 
 def run_tasks(function: Callable[..., Any], tasks: Dict[str, Tuple], settings: ClusterSettings, log_dir: str,
-              sizes: Optional[Dict[str, float]] = None) -> Iterator[Tuple[str, Optional[Any], Optional[str]]]:
+              sizes: Optional[Dict[str, float]] = None, is_failure: Callable[[Any], bool] = lambda result: False
+              ) -> Iterator[Tuple[str, Optional[Any], Optional[str]]]:
     """Run ``function(*arguments)`` for each named task of ``tasks`` as a Ray task, as many at once as the cluster
     has room for; yields (name, result, None) as each finishes, or (name, None, error line) for one that failed
     after its retries. One progress bar counts running, done and failed tasks; each task's output goes to
     ``log_dir/<name>.log``. ``function`` must be importable by the workers (a module-level function).
 
     ``sizes`` (e.g. each mesh file's bytes): the largest tasks are handed out first, so that a long one does not
-    start last while the other workers sit idle (the longest-first rule); without it, in the order given."""
+    start last while the other workers sit idle (the longest-first rule); without it, in the order given.
+    ``is_failure(result)``: whether a task that returned counts as failed on the bar (a mesh that reported its error).
+    """
     if sizes is not None:
         tasks = dict(sorted(tasks.items(), key=lambda item: -sizes.get(item[0], 0.0)))
     ray = connect(settings)
@@ -131,7 +134,7 @@ def run_tasks(function: Callable[..., Any], tasks: Dict[str, Tuple], settings: C
                 reference = finished[0]
                 try:
                     result, error = ray.get(reference), None
-                    done += 1
+                    failed, done = (failed + 1, done) if is_failure(result) else (failed, done + 1)
                 except ray.exceptions.RayError as err:
                     result, error = None, _task_error(err)
                     failed += 1

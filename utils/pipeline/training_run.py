@@ -210,7 +210,8 @@ def train_meshes(settings: TrainRunSettings, jobs: Sequence[MeshJob], cluster: O
         tasks = {name: (settings, job) for name, job in by_name.items()}
         sizes = file_sizes({name: job.obj_path for name, job in by_name.items()})
         for name, record, error in run_tasks(train_mesh_task, tasks, cluster,
-                                             os.path.join(os.path.abspath(settings.experiments_root), "logs"), sizes):
+                                             os.path.join(os.path.abspath(settings.experiments_root), "logs"), sizes,
+                                             is_failure=lambda record: "error" in record):
             records[name] = record if error is None else failed_record(by_name[name], f"the task failed: {error}")
         return [records[job.name] for job in jobs]
     sam_teacher = None
