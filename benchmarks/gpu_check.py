@@ -319,7 +319,11 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "gpu_check.md"),
                         help="where the table is written")
     args = parser.parse_args()
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit(f"error: {sys.executable} has no torch: run the check with a Python that has it "
+                         f"(PYTHON=/path/to/python bash benchmarks/gpu_check.sh)") from None
 
     cuda = torch.cuda.is_available() and not args.dry_run
     if not cuda and not args.dry_run:

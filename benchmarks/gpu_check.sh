@@ -12,12 +12,11 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
 if [ "$PY" != .venv/bin/python ] && compgen -G ".whl/*.whl" >/dev/null; then  # the venv has them all
   site=${TMPDIR:-/tmp}/iseg_gpu_check_site
-  if "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target "$site" .whl/*.whl; then
-    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-  else
-    echo "warning: the wheels in .whl/ did not install; parts that need them will be skipped" >&2
-  fi
+  for wheel in .whl/*.whl; do  # one by one: a wheel that does not fit this Python loses only its own package
+    "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$site" "$wheel" 2>/dev/null || echo "warning: $wheel does not install here; what needs it is skipped" >&2
+  done
+  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1
 exec "$PY" benchmarks/gpu_check.py "$@"
