@@ -10,7 +10,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
-if [ "$PY" != .venv/bin/python ] && compgen -G ".whl/*.whl" >/dev/null; then  # the venv has them all
+prefix=$("$PY" -c 'import sys; print(sys.prefix)' 2>/dev/null || true)
+if [ "$prefix" != "$PWD/.venv" ] && compgen -G ".whl/*.whl" >/dev/null; then  # the project's venv has them all
   site=${TMPDIR:-/tmp}/iseg_gpu_check_site
   for wheel in .whl/*.whl; do  # one by one: a wheel that does not fit this Python loses only its own package
     "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --no-compile --no-cache-dir --upgrade \
