@@ -22,6 +22,7 @@ from utils.geometry.mesh_files import MESH_FORMATS
 from utils.io import save_json
 from utils.pipeline.budgets import Budget
 from utils.pipeline.cluster import ClusterSettings, file_sizes, run_tasks
+from utils.pipeline.runner import MeshWorkspace, train_mesh
 
 LABEL_FORMATS = (".seg", ".npy")  # looked for, in this order, as <labels folder>/<mesh name><extension>
 SUMMARY_FILE = "train_summary.json"  # in the experiments root, after a run over more than one mesh
@@ -126,9 +127,8 @@ def segment_commands(settings: TrainRunSettings, job: MeshJob) -> Dict[str, List
     """The commands that use a trained mesh: ``decoder.py --mode test`` (its clicks still to add) and
     ``interactive.py``, with the decoder flags the budget trained with."""
     from utils.paths import DECODER_CHECKPOINT_FILE
-    from utils.pipeline.runner import MeshWorkspace
 
-    workspace = _workspace(settings, job, MeshWorkspace)
+    workspace = _workspace(settings, job)
     test = ["python", "decoder.py", "--mode", "test", "--obj_path", job.obj_path, "--encoder_f_path",
             workspace.features, "--save_dir", workspace.decoder, "--model_name", DECODER_CHECKPOINT_FILE,
             *settings.budget.decoder_settings.changed_arguments()]
@@ -137,9 +137,8 @@ def segment_commands(settings: TrainRunSettings, job: MeshJob) -> Dict[str, List
             "browser": ["python", "interactive.py", *test[4:], *click_aware]}
 
 
-def _workspace(settings: TrainRunSettings, job: MeshJob, workspace_class):
-    return workspace_class(os.path.join(settings.data_root, job.name), os.path.join(settings.experiments_root,
-                                                                                    job.name))
+def _workspace(settings: TrainRunSettings, job: MeshJob) -> MeshWorkspace:
+    return MeshWorkspace(os.path.join(settings.data_root, job.name), os.path.join(settings.experiments_root, job.name))
 
 
 def _print_now(message: str) -> None:
@@ -157,13 +156,12 @@ def train_one_mesh(settings: TrainRunSettings, job: MeshJob, sam_teacher=None,
     """
     from models.build_teacher import build_teacher
     from utils.geometry.mesh_files import load_mesh
-    from utils.pipeline.runner import MeshWorkspace, train_mesh
     from utils.runtime import resolve_device
 
     start = time.perf_counter()
     device = resolve_device(settings.device)
     mesh = load_mesh(job.obj_path)
-    workspace = _workspace(settings, job, MeshWorkspace)
+    workspace = _workspace(settings, job)
     for folder, flag in ((os.path.join(settings.data_root, job.name), "--data_root"),
                          (workspace.root, "--experiments_root")):
         require_writable_folder(folder, flag)  # before the stages, not after minutes of them
@@ -189,10 +187,11 @@ def failed_record(job: MeshJob, error: str) -> Dict:
     return {"name": job.name, "obj_path": job.obj_path, "labels": job.labels, "error": error}
 
 
-def train_mesh_task(settings: TrainRunSettings, job: MeshJob) -> Dict:
-    """A Ray task (utils/pipeline/cluster.py): one mesh trained, or the record of why it could not be."""
+def train_mesh_task(settings: TrainRunSettings, job: MeshJob, sam_teacher=None) -> Dict:
+    """One mesh of many (in this process, or as a Ray task: utils/pipeline/cluster.py): its record, or the record of
+    why it could not be trained."""
     try:
-        return train_one_mesh(settings, job)
+        return train_one_mesh(settings, job, sam_teacher)
     except InputError as err:
         return failed_record(job, str(err))
     except OSError as err:  # the file system refused (a full disk, a folder gone): this mesh, not the others
@@ -224,12 +223,7 @@ def train_meshes(settings: TrainRunSettings, jobs: Sequence[MeshJob], cluster: O
     records = []
     for number, job in enumerate(jobs, start=1):
         print(f"\n=== mesh {number} of {len(jobs)}: {job.name} ({job.obj_path})", flush=True)
-        try:
-            records.append(train_one_mesh(settings, job, sam_teacher))
-        except InputError as err:
-            records.append(failed_record(job, str(err)))
-        except OSError as err:
-            records.append(failed_record(job, describe_os_error(err)))
+        records.append(train_mesh_task(settings, job, sam_teacher))
     return records
 
 
