@@ -6,9 +6,10 @@ and its result back).
     .venv/bin/python benchmarks/scale_out.py --data ../shared/data/psb    # the first 4 meshes of a collection
 
 Both runs are the user's command (train.py with the label teacher and the quick budget, as subprocesses, so the
-2-worker figure includes starting Ray). Run it on an otherwise idle machine: another job on the cores changes every
-figure. About 5 minutes on a 2-core CPU. Targets (issue 20): 2 workers ≥ 1.3× the meshes per hour of one process;
-Ray's overhead ≤ 5 s per mesh and ≤ 30 s to start the local cluster.
+2-worker figure includes starting Ray). A third run trains the first mesh alone with 1 thread: how much a mesh gains
+from the other threads bounds what the workers can give (the ceiling, printed). Run it on an otherwise idle machine:
+another job on the cores changes every figure. About 7 minutes on a 2-core CPU. Targets: 2 workers ≥ 1.3× the
+meshes per hour of one process; Ray's overhead ≤ 5 s per mesh and ≤ 30 s to start the local cluster.
 """
 from __future__ import annotations
 
@@ -62,6 +63,12 @@ def in_task_seconds(out: str):
     """Each mesh's seconds inside its task (train_summary.json), by name."""
     with open(os.path.join(out, "experiments", "train_summary.json"), encoding="utf-8") as handle:
         return {record["name"]: record["seconds"] for record in json.load(handle)["meshes"]}
+
+
+def stage_seconds(out: str, name: str) -> float:
+    """A mesh's seconds in its four stages (its timings.json): what its thread count changes."""
+    with open(os.path.join(out, "experiments", name, "timings.json"), encoding="utf-8") as handle:
+        return sum(json.load(handle).values())
 
 
 def ray_overhead(meshes, labels, out, workers: int, repeats: int):
@@ -143,6 +150,7 @@ def main() -> None:
     parser.add_argument("--budget", default="quick", help="train.py --budget")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers of 1 thread (the machine's cores)")
     parser.add_argument("--out", default=None, help="work folder (default: a temporary one, deleted)")
+    parser.add_argument("--no_ceiling", action="store_true", help="skip the run of one mesh alone with 1 thread")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="scale_out_") as temporary:
         out = args.out or temporary
@@ -157,6 +165,11 @@ def main() -> None:
                                        str(args.workers), "--cpus_per_worker", "1"), 1)
         one_tasks = in_task_seconds(os.path.join(out, "one_process"))
         many_tasks = in_task_seconds(os.path.join(out, "workers"))
+        first = os.path.splitext(os.path.basename(meshes[0]))[0]
+        if not args.no_ceiling:
+            timed_run(train_command(meshes[:1], labels[:1], os.path.join(out, "alone"), args.budget), 1)
+            alone = stage_seconds(os.path.join(out, "alone"), first)
+            together = stage_seconds(os.path.join(out, "one_process"), first)
         # the work a worker did beyond its meshes, shared among its meshes: everything but the meshes' own seconds
         busy = sum(many_tasks.values()) / args.workers
         agreement = segments_agree(meshes, labels, out, args.budget)
@@ -168,6 +181,14 @@ def main() -> None:
     print(f"| {args.workers} Ray workers × 1 thread | {many:.1f} | {3600 * count / many:.0f} | "
           f"{sum(many_tasks.values()) / count:.1f} |")
     print(f"\nspeed-up: {one / many:.2f}× the meshes per hour (target ≥ 1.3×)")
+    if not args.no_ceiling:
+        # W one-thread workers that did not slow each other down and cost nothing: each mesh T_1 instead of T_W,
+        # W at a time
+        ceiling = args.workers * together / alone
+        print(f"ceiling on this machine: {args.workers} × T_{args.workers} / T_1 = {args.workers} × "
+              f"{together:.1f} s / {alone:.1f} s = {ceiling:.2f}× ({first}'s four stages with {args.workers} "
+              f"threads in the one process, alone with 1 thread): the speed-up if the workers did not slow each "
+              f"other down and Ray cost nothing; this run reached {one / many / ceiling:.2f} of it")
     print(f"Ray overhead: local cluster start {overhead['start']:.1f} s (target ≤ 30 s), shutdown "
           f"{overhead['shutdown']:.1f} s; first round of {args.workers} tasks (worker processes start) "
           f"{overhead['worker_start']:.1f} s; a task's round trip on a warm worker "
